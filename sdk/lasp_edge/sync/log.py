@@ -1,0 +1,104 @@
+"""The delta log: what this replica still has to ship, as joined segments per variable.
+
+Theory of operation (delta-interval anti-entropy, Almeida et al. 2018, Algorithm 2, with
+bounded memory):
+
+* Every change, local or received, takes the next sequence number of *this* replica and is
+  joined into an open segment ``[lo, hi]`` of ``(var, origin)``. Joining instead of
+  appending keeps the log bounded by the state size however long a peer is away.
+* Sending seals the open segments it ships, so later changes start new segments and an
+  acknowledgement can release exactly what it covers: a segment is dropped once every peer
+  that needs it has acknowledged its ``hi``.
+* ``origin`` is the peer a delta came from, so it is never echoed back to that peer.
+* ``trimmed_to`` remembers the highest sequence released. A peer that acknowledged less than
+  that (a new peer, or one that lost its data) gets full state instead of deltas.
+* Too many sealed segments for one variable (a peer that never acknowledges) are joined
+  pairwise, oldest first: fewer, coarser segments, still correct because resending joined
+  data is idempotent.
+"""
+
+MAX_SEGMENTS_PER_VAR = 8
+
+
+class Segment:
+    def __init__(self, lo, hi, origin, delta):
+        self.lo = lo
+        self.hi = hi
+        self.origin = origin  # peer id the data came from, or None for local updates
+        self.delta = delta
+        self.sealed = False
+
+
+class DeltaLog:
+    def __init__(self):
+        self.last_seq = 0  # highest sequence number handed out
+        self.trimmed_to = 0  # every seq <= this has been released
+        self.by_var = {}  # var -> list of Segment, in seq order
+
+    def append(self, var, delta, origin=None):
+        """Log a change and return its sequence number."""
+        self.last_seq += 1
+        seq = self.last_seq
+        segs = self.by_var.get(var)
+        if segs is None:
+            segs = self.by_var[var] = []
+        for s in segs:
+            if not s.sealed and s.origin == origin:
+                s.delta.merge(delta)
+                s.hi = seq
+                return seq
+        segs.append(Segment(seq, seq, origin, delta.copy()))
+        return seq
+
+    def pending(self, acked, upto, peer, interests):
+        """Segments a peer still needs: after ``acked``, durable (``hi <= upto``), wanted.
+
+        Returns ``{var: [Segment, ...]}``.
+        """
+        out = {}
+        for var, segs in self.by_var.items():
+            if interests is not None and var not in interests:
+                continue
+            mine = [s for s in segs if s.hi > acked and s.hi <= upto and s.origin != peer]
+            if mine:
+                out[var] = mine
+        return out
+
+    def seal(self, segments_by_var):
+        for segs in segments_by_var.values():
+            for s in segs:
+                s.sealed = True
+        for var in segments_by_var:
+            self._bound(var)
+
+    def _bound(self, var):
+        segs = self.by_var[var]
+        while sum(1 for s in segs if s.sealed) > MAX_SEGMENTS_PER_VAR:
+            for i in range(len(segs) - 1):
+                a, b = segs[i], segs[i + 1]
+                if a.sealed and b.sealed:
+                    a.delta.merge(b.delta)
+                    a.hi = b.hi
+                    if a.origin != b.origin:
+                        a.origin = None  # mixed: may echo back, which is harmless
+                    del segs[i + 1]
+                    break
+            else:
+                return
+
+    def release(self, needed):
+        """Drop segments no peer needs; ``needed(segment, var)`` says whether one still is."""
+        for var in list(self.by_var):
+            keep = []
+            for s in self.by_var[var]:
+                if needed(s, var):
+                    keep.append(s)
+                elif s.hi > self.trimmed_to:
+                    self.trimmed_to = s.hi
+            if keep:
+                self.by_var[var] = keep
+            else:
+                del self.by_var[var]
+
+    def size(self):
+        return sum(len(segs) for segs in self.by_var.values())
