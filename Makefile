@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --config-file micropython/mypy.ini
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/run_all.py
 
 clean:

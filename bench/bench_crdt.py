@@ -120,14 +120,16 @@ def peer_increment_bytes():
 
         doc = pycrdt.Doc()
         m = doc.get("m", type=pycrdt.Map)
+        empty = doc.get_state()
         with doc.transaction():
             m["c"] = 1
+        out["pycrdt_first_map_set_update_bytes"] = len(doc.get_update(empty))
         before = doc.get_state()
         with doc.transaction():
             m["c"] = 2
-        out["pycrdt_map_set_update_bytes"] = len(doc.get_update(before))
+        out["pycrdt_map_overwrite_update_bytes"] = len(doc.get_update(before))
     except ImportError:
-        out["pycrdt_map_set_update_bytes"] = None
+        out["pycrdt_first_map_set_update_bytes"] = None
     try:
         import loro
 

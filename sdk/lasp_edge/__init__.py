@@ -1,29 +1,49 @@
 """lasp-edge: Lasp-style lattice processing for offline-first device fleets.
 
-This module is portable (it is flashed to devices): it imports only the CRDT core, so
-``from lasp_edge import GCounter, AWSet`` works the same on MicroPython and CPython.
-CPython-only parts (the Store, dataflow, persistence, CLI) live in their own modules and
-are never imported from here on a device.
+This module is portable (it is flashed to devices): ``from lasp_edge import GCounter, AWSet``
+works the same on MicroPython and CPython. Names resolve lazily, so a device loads only the
+CRDT types it uses. CPython-only parts (``Store``, dataflow, persistence, CLI) live in their
+own modules; ``Store`` is re-exported here on CPython only.
 """
 
-from lasp_edge.crdts import (
-    TYPES,
-    AWMap,
-    AWSet,
-    EWFlag,
-    GCounter,
-    GSet,
-    Lattice,
-    LWWRegister,
-    MaxRegister,
-    MVRegister,
-    PNCounter,
-    TopK,
-    TwoPSet,
-    type_for,
-)
+import sys
+
+from lasp_edge.crdts.registry import type_for
+
+TYPE_CHECKING = False  # type checkers treat this name as True (no `typing` on devices)
+
+if TYPE_CHECKING:  # for type checkers and editors only; nothing is imported at run time
+    from lasp_edge.crdts import (
+        TYPES,
+        AWMap,
+        AWSet,
+        EWFlag,
+        GCounter,
+        GSet,
+        Lattice,
+        LWWRegister,
+        MaxRegister,
+        MVRegister,
+        PNCounter,
+        TopK,
+        TwoPSet,
+    )
+    from lasp_edge.store import Store
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "Store" and sys.implementation.name != "micropython":
+        from lasp_edge.store import Store
+
+        return Store
+    from lasp_edge import crdts
+
+    if name[:1].isupper():
+        return getattr(crdts, name)
+    return crdts.submodule("lasp_edge", name)
+
 
 __all__ = [
     "TYPES",
@@ -37,6 +57,7 @@ __all__ = [
     "MVRegister",
     "MaxRegister",
     "PNCounter",
+    "Store",
     "TopK",
     "TwoPSet",
     "type_for",

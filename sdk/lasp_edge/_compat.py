@@ -5,12 +5,14 @@ underscore on the name, drop the global entirely), which saves heap on the devic
 On CPython it is the identity function.
 """
 
+
+def _identity(x):
+    return x
+
+
 try:
-    from micropython import const  # type: ignore[import-not-found]
+    from micropython import const
 except ImportError:  # CPython
-
-    def const(x):  # type: ignore[no-redef]
-        return x
-
+    const = _identity
 
 __all__ = ["const"]

@@ -9,7 +9,7 @@ Decoding raises only ``ValueError`` (``cbor.CBORDecodeError`` is one), whatever 
 """
 
 from lasp_edge import cbor
-from lasp_edge.crdts.registry import BY_TAG
+from lasp_edge.crdts.registry import by_tag
 
 VERSION = 1
 
@@ -21,7 +21,7 @@ def to_typed(state):
 def from_typed(obj):
     if type(obj) is not list or len(obj) != 2 or type(obj[0]) is not int:
         raise ValueError("malformed typed state: want [tag, payload]")
-    t = BY_TAG.get(obj[0])
+    t = by_tag(obj[0])
     if t is None:
         raise ValueError("unknown type tag %r" % (obj[0],))
     try:

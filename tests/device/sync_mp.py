@@ -85,7 +85,7 @@ def run(seed, rounds):
             wire.append((src, dst, data))  # duplicate
         collect(dst, node)
 
-    for r in range(rounds):
+    for _round in range(rounds):
         now += 50
         for _ in range(int(rnd() * 4)):
             ad = "ad%d" % int(rnd() * 12)

@@ -131,8 +131,6 @@ class Sim:
                 self.deliver(0)
                 continue
             self.tick(50)
-            if not self.wire and all(
-                n.next_deadline_ms() is None for n in self.nodes.values()
-            ):
+            if not self.wire and all(n.next_deadline_ms() is None for n in self.nodes.values()):
                 return True
         return False

@@ -10,7 +10,6 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from sim import DEVICES, Sim
 
 STEP = st.one_of(

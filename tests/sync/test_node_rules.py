@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from lasp_edge import AWMap, AWSet, GCounter, cbor
 from lasp_edge.sync import EV_BIRTH, EV_DEATH, EV_MERGED, EV_REJECTED, Node
 from lasp_edge.sync import messages as M
@@ -261,7 +260,13 @@ def test_garbage_never_raises_and_is_counted():
 def test_decoder_round_trips_every_kind():
     b = M.decode(M.birth("d1", 3, {"c": 1}, ["s"], 7, True))
     assert (b.kind, b.sender, b.epoch, b.holds, b.interests, b.recv_to, b.ask) == (
-        M.BIRTH, "d1", 3, {"c": 1}, ["s"], 7, True,
+        M.BIRTH,
+        "d1",
+        3,
+        {"c": 1},
+        ["s"],
+        7,
+        True,
     )
     d = M.decode(M.delta("d1", 3, 4, 9, 1, 2, True, {"c": [1, {"d1": 5}]}))
     assert (d.seq_from, d.seq_to, d.part, d.nparts, d.full) == (4, 9, 1, 2, True)

@@ -1,18 +1,56 @@
-"""The portable CRDT core: one module per type, all with the shape defined in ``base``."""
+"""The portable CRDT core: one module per type, all with the shape defined in ``base``.
 
-from lasp_edge.crdts.awmap import AWMap
-from lasp_edge.crdts.awset import AWSet
-from lasp_edge.crdts.base import Lattice
-from lasp_edge.crdts.ewflag import EWFlag
-from lasp_edge.crdts.gcounter import GCounter
-from lasp_edge.crdts.gset import GSet
-from lasp_edge.crdts.lwwregister import LWWRegister
-from lasp_edge.crdts.maxregister import MaxRegister
-from lasp_edge.crdts.mvregister import MVRegister
-from lasp_edge.crdts.pncounter import PNCounter
-from lasp_edge.crdts.registry import BY_NAME, BY_TAG, TYPES, type_for
-from lasp_edge.crdts.topk import TopK
-from lasp_edge.crdts.twopset import TwoPSet
+Names resolve lazily (PEP 562 ``__getattr__``, which MicroPython supports too): importing
+the package costs nothing until a type is used. See ``registry`` for why.
+"""
+
+from lasp_edge.crdts.registry import all_types, by_name, by_tag, type_for
+
+TYPE_CHECKING = False  # type checkers treat this name as True (no `typing` on devices)
+
+if TYPE_CHECKING:  # for type checkers and editors only; nothing is imported at run time
+    from lasp_edge.crdts.awmap import AWMap
+    from lasp_edge.crdts.awset import AWSet
+    from lasp_edge.crdts.base import Lattice
+    from lasp_edge.crdts.ewflag import EWFlag
+    from lasp_edge.crdts.gcounter import GCounter
+    from lasp_edge.crdts.gset import GSet
+    from lasp_edge.crdts.lwwregister import LWWRegister
+    from lasp_edge.crdts.maxregister import MaxRegister
+    from lasp_edge.crdts.mvregister import MVRegister
+    from lasp_edge.crdts.pncounter import PNCounter
+    from lasp_edge.crdts.registry import BY_NAME, BY_TAG, TYPES
+    from lasp_edge.crdts.topk import TopK
+    from lasp_edge.crdts.twopset import TwoPSet
+
+
+def submodule(package, name):
+    """Import ``package.name``. MicroPython resolves ``from package import name`` through
+    the package's ``__getattr__`` before it tries the submodule, so ours must do it."""
+    import sys
+
+    full = package + "." + name
+    try:
+        __import__(full)
+    except ImportError:
+        raise AttributeError(name) from None
+    return sys.modules[full]
+
+
+def __getattr__(name):
+    if name == "Lattice":
+        from lasp_edge.crdts.base import Lattice
+
+        return Lattice
+    cls = by_name(name)
+    if cls is not None:
+        return cls
+    if name in ("TYPES", "BY_TAG", "BY_NAME"):
+        from lasp_edge.crdts import registry
+
+        return getattr(registry, name)
+    return submodule("lasp_edge.crdts", name)
+
 
 __all__ = [
     "AWMap",
@@ -30,5 +68,9 @@ __all__ = [
     "TYPES",
     "TopK",
     "TwoPSet",
+    "all_types",
+    "by_name",
+    "by_tag",
+    "submodule",
     "type_for",
 ]

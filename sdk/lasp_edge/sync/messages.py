@@ -18,6 +18,7 @@ else, so adapters need one ``except`` to count, log and drop bad input.
 
 from lasp_edge import cbor, wire
 from lasp_edge.crdts.base import check_replica
+from lasp_edge.crdts.registry import by_tag
 
 VERSION = 1
 BIRTH = 1
@@ -112,7 +113,10 @@ _LENGTHS = {BIRTH: 8, DEATH: 4, DELTA: 10, ACK: 6}
 
 def decode(data, max_bytes=1 << 20):
     """Bytes -> ``Message``; raises ``ProtocolError`` for anything not in the spec."""
-    _need(len(data) <= max_bytes, "message of %d bytes exceeds the %d-byte limit" % (len(data), max_bytes))
+    _need(
+        len(data) <= max_bytes,
+        "message of %d bytes exceeds the %d-byte limit" % (len(data), max_bytes),
+    )
     try:
         obj = cbor.loads(data)
     except ValueError as e:
@@ -131,7 +135,7 @@ def decode(data, max_bytes=1 << 20):
         _need(type(holds) is dict and len(holds) <= MAX_VARS, "holds is a map var -> tag")
         for name, tag in holds.items():
             check_var(name)
-            _need(tag in wire.BY_TAG, "unknown type tag in holds")
+            _need(type(tag) is int and by_tag(tag) is not None, "unknown type tag in holds")
         if interests is not None:
             _need(type(interests) is list and len(interests) <= MAX_VARS, "interests is a list")
             for name in interests:

@@ -232,8 +232,12 @@ class Node:
         p.interests = None if m.interests is None else set(m.interests)
         p.online = True
         p.hello_at = None
-        p.acked = m.recv_to  # authoritative: rewinds if the peer lost data
-        p.need_full = m.recv_to < self.log.trimmed_to
+        if new_epoch or m.recv_to > p.acked:
+            # A new session's recv_to is authoritative (a peer that lost data restarted, so
+            # we rewind); within a session a birth can only be a duplicate or reordered
+            # copy, which must never move the mark backwards.
+            p.acked = m.recv_to
+            p.need_full = m.recv_to < self.log.trimmed_to
         p.inflight = None
         p.timeout = self.ack_timeout_ms
         p.last_send = None
@@ -293,26 +297,34 @@ class Node:
         gap = not m.full and m.seq_from > p.recv_to + 1
         if gap:
             self._queue_birth(p, False)
-        token = (p.id, m.epoch, m.seq_from, m.seq_to, m.part, m.nparts, m.full and not gap)
-        return [(EV_MERGED, p.id, changed, token)]
+        elif self._all_parts(p, m) and m.seq_to > p.recv_to:
+            # recv_to moves with the merged data, so one snapshot persists both together;
+            # the ACK that announces it waits for ``commit``.
+            p.recv_to = m.seq_to
+        return [(EV_MERGED, p.id, changed, (p.id, m.epoch, m.nparts > 1 and p.parts is not None))]
+
+    def _all_parts(self, p, m):
+        if m.nparts == 1:
+            return True
+        key = (m.seq_from, m.seq_to, m.nparts)
+        if p.parts is None or p.parts[0] != key:
+            p.parts = (key, set())
+        p.parts[1].add(m.part)
+        if len(p.parts[1]) < m.nparts:
+            return False
+        p.parts = None
+        return True
 
     def commit(self, token):
-        """The merged data of ``token`` is durable here: acknowledge it."""
-        pid, epoch, seq_from, seq_to, part, nparts, full = token
+        """What ``token``'s message brought is durable here: acknowledge it.
+
+        Call it after persisting the snapshot taken *after* ``receive`` returned. A message
+        that is one part of several is acknowledged once every part has arrived.
+        """
+        pid, epoch, waiting_for_parts = token
         p = self.peers.get(pid)
-        if p is None or epoch != p.epoch:
+        if p is None or epoch != p.epoch or waiting_for_parts:
             return
-        if nparts > 1:
-            key = (seq_from, seq_to, nparts)
-            if p.parts is None or p.parts[0] != key:
-                p.parts = (key, set())
-            p.parts[1].add(part)
-            if len(p.parts[1]) < nparts:
-                return
-            p.parts = None
-        if full or seq_from <= p.recv_to + 1:
-            if seq_to > p.recv_to:
-                p.recv_to = seq_to
         self._out.append((pid, M.ack(self.replica, self.epoch, epoch, p.recv_to)))
 
     # -- sending -------------------------------------------------------------------------
@@ -377,6 +389,9 @@ class Node:
 
     def _send_to(self, p, now_ms):
         upto = self._upto()
+        if upto <= p.acked:
+            p.need_full = False  # it holds all of our log there is: nothing to send
+            return
         if p.need_full:
             if upto < self.log.last_seq:
                 return  # full state would include changes not yet durable: wait
@@ -395,7 +410,7 @@ class Node:
                 for s in ss[1:]:
                     d.merge(s.delta)
                 states[name] = d
-        seq_from, seq_to = p.acked + 1, max(upto, p.acked + 1)
+        seq_from, seq_to = p.acked + 1, upto
         parts = self._pack(states)
         for i, body in enumerate(parts):
             self._out.append(
@@ -416,7 +431,9 @@ class Node:
         if self.max_payload is None:
             return [typed]
         budget = max(64, self.max_payload - 48)  # room for the header
-        bodies, cur, used = [], {}, 0
+        bodies: list = []
+        cur: dict = {}
+        used = 0
         for name in sorted(typed):
             tag, payload = typed[name]
             size = len(cbor.dumps(payload)) + len(name) + 4

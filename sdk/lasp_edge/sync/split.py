@@ -16,7 +16,9 @@ _GCOUNTER, _PNCOUNTER, _GSET, _TWOPSET, _TOPK, _AWMAP = 1, 2, 3, 4, 10, 11
 
 def _chunks(items, budget):
     """Greedy packing of (item, size) pairs into lists of at most ``budget`` bytes."""
-    out, cur, used = [], [], 0
+    out: list = []
+    cur: list = []
+    used = 0
     for item, size in items:
         if cur and used + size > budget:
             out.append(cur)
@@ -46,7 +48,7 @@ def split_payload(tag, payload, budget):
     if tag == _GSET:
         return _split_list(payload, budget) or [payload]
     if tag in (_PNCOUNTER, _TWOPSET):
-        empty = {} if tag == _PNCOUNTER else []
+        empty: object = {} if tag == _PNCOUNTER else []
         sub = _GCOUNTER if tag == _PNCOUNTER else _GSET
         out = [[p, empty] for p in split_payload(sub, payload[0], budget) if p]
         out += [[empty, n] for n in split_payload(sub, payload[1], budget) if n]

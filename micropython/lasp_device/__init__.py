@@ -1,0 +1,14 @@
+"""lasp_device: the MicroPython runtime of lasp-edge (flashed to devices, not pip-installed).
+
+Modules, imported lazily by the app so a device only pays RAM for what it uses:
+
+* ``device``     ``Device``: declared variables, offline updates, flash durability, sync
+* ``flashstore`` crash-safe snapshot file (temp file + atomic rename) and FAT detection
+* ``ticks``      ``ticks_ms``/``ticks_diff``/``ticks_add`` (MicroPython, or a CPython shim)
+* ``hw``         tiny hardware shims (WiFi, button, LED, temperature) with unix fallbacks
+* ``transport``  MQTT session with reconnect and backoff; ``mqtt`` a umqtt.simple client
+
+See micropython/README.md.
+"""
+
+__version__ = "0.1.0"
