@@ -10,28 +10,26 @@ canonical element order, ``vv`` is ``{replica: n}`` and ``cloud`` is ``[r, n, ..
 """
 
 from lasp_edge.crdts.base import (
-    Lattice,
     canonical_key,
     check_element,
     element_from_wire,
     expect,
 )
-from lasp_edge.crdts.causal import DotKernel, check_replica, dots_from_flat, flat_dots
+from lasp_edge.crdts.causal import (
+    CausalLattice,
+    DotKernel,
+    check_replica,
+    dots_from_flat,
+    flat_dots,
+)
 
 
-class AWSet(Lattice):
+class AWSet(CausalLattice):
     TAG = 5
     NAME = "awset"
     MUTATORS = ("add", "remove")
 
-    def __init__(self):
-        self._k = DotKernel(indexed=True)
-
-    @classmethod
-    def _wrap(cls, kernel):
-        s = cls()
-        s._k = kernel
-        return s
+    INDEXED = True
 
     def add(self, replica, e):
         check_replica(replica)
@@ -55,26 +53,6 @@ class AWSet(Lattice):
     def dots_of(self, e):
         """The dots that keep ``e`` alive: provenance for derived variables."""
         return set(self._k.index.get(e, ()))
-
-    def replicas(self):
-        """Replica ids of every dot the state mentions, for write authorization."""
-        return self._k.cc.replicas()
-
-    def merge(self, other):
-        self._check(other)
-        return self._k.merge(other._k)
-
-    def leq(self, other):
-        return self._k.leq(other._k)
-
-    def _eq(self, other):
-        return self._k == other._k
-
-    def copy(self):
-        return self._wrap(self._k.copy())
-
-    def is_bottom(self):
-        return self._k.is_bottom()
 
     def value(self):
         return set(self._k.index)

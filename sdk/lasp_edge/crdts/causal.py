@@ -19,7 +19,7 @@ smaller, the incoming context or our own store, so merging a small delta into a 
 state touches only what the delta mentions.
 """
 
-from lasp_edge.crdts.base import check_replica, expect, replica_rank
+from lasp_edge.crdts.base import Lattice, check_replica, expect, replica_rank
 
 
 def dot_key(d):
@@ -256,3 +256,42 @@ class DotKernel:
             expect(self.cc.contains(d), "dot outside its causal context")
             self._put(d, payload)
         return self
+
+
+class CausalLattice(Lattice):
+    """The shell shared by the types whose whole state is one dot kernel.
+
+    AWSet, MVRegister and EWFlag differ only in their mutators, value and wire form; the
+    lattice itself (join, order, equality, copy) is the kernel's.
+    """
+
+    INDEXED = False
+
+    def __init__(self):
+        self._k = DotKernel(self.INDEXED)
+
+    @classmethod
+    def _wrap(cls, kernel):
+        s = cls()
+        s._k = kernel
+        return s
+
+    def replicas(self):
+        """Replica ids of every dot the state mentions, for write authorization."""
+        return self._k.cc.replicas()
+
+    def merge(self, other):
+        self._check(other)
+        return self._k.merge(other._k)
+
+    def leq(self, other):
+        return self._k.leq(other._k)
+
+    def _eq(self, other):
+        return self._k == other._k
+
+    def copy(self):
+        return self._wrap(self._k.copy())
+
+    def is_bottom(self):
+        return self._k.is_bottom()

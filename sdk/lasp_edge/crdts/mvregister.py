@@ -8,38 +8,19 @@ Wire form: ``[[r, n, v, r, n, v, ...], vv, cloud]``.
 """
 
 from lasp_edge import cbor
-from lasp_edge.crdts.base import Lattice, expect
-from lasp_edge.crdts.causal import DotKernel, check_replica, dot_key, dots_from_flat
+from lasp_edge.crdts.base import expect
+from lasp_edge.crdts.causal import CausalLattice, DotKernel, check_replica, dot_key, dots_from_flat
 
 
-class MVRegister(Lattice):
+class MVRegister(CausalLattice):
     TAG = 7
     NAME = "mvregister"
     MUTATORS = ("set",)
-
-    def __init__(self):
-        self._k = DotKernel()
-
-    @classmethod
-    def _wrap(cls, kernel):
-        m = cls()
-        m._k = kernel
-        return m
 
     def set(self, replica, value):
         check_replica(replica)
         cbor.dumps(value)  # refuse what cannot travel, at the write, not at sync time
         return self._wrap(self._k.add(replica, value, self._k.dots))
-
-    def replicas(self):
-        return self._k.cc.replicas()
-
-    def merge(self, other):
-        self._check(other)
-        return self._k.merge(other._k)
-
-    def leq(self, other):
-        return self._k.leq(other._k)
 
     def _eq(self, other):
         # Payloads compare by their bytes: a value that went over the wire comes back as an
@@ -51,12 +32,6 @@ class MVRegister(Lattice):
             if d not in b.dots or cbor.dumps(v) != cbor.dumps(b.dots[d]):
                 return False
         return True
-
-    def copy(self):
-        return self._wrap(self._k.copy())
-
-    def is_bottom(self):
-        return self._k.is_bottom()
 
     def value(self):
         seen = {}
