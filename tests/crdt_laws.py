@@ -18,6 +18,7 @@ The laws (Almeida, Shoker, Baquero 2018; see ``lasp_edge/crdts/base.py``):
 """
 
 from crdt_ops import permutation, run
+
 from lasp_edge import wire
 
 

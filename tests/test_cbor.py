@@ -12,10 +12,11 @@ import struct
 from pathlib import Path
 
 import cbor2
-import lasp_edge.cbor as cbor
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import lasp_edge.cbor as cbor
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "cbor.json"
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))

@@ -7,11 +7,12 @@ the semantics that tell the types apart and the ways callers and peers can get t
 import contextlib
 import math
 
-import lasp_edge
 import pytest
 from crdt_ops import SPECS, lcg_ints, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import lasp_edge
 from lasp_edge import cbor, wire
 from lasp_edge.crdts import (
     BY_NAME,

@@ -10,6 +10,7 @@ from crdt_laws import check_history, check_join, check_roundtrip
 from crdt_ops import REPLICAS, SPECS, lcg_ints, run, spec_named
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from lasp_edge.crdts import TYPES
 
 SCRIPT = st.lists(st.integers(0, 255), max_size=64)

@@ -7,9 +7,10 @@ review the diff; the same file is checked on MicroPython by tests/device/crdt_ve
 import json
 import os
 
-import lasp_edge
 import pytest
 from crdt_laws import check_vector
+
+import lasp_edge
 from lasp_edge import wire
 
 HERE = os.path.dirname(os.path.abspath(__file__))

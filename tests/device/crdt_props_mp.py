@@ -16,9 +16,10 @@ sys.path.insert(0, sys.argv[2] if len(sys.argv) > 2 else ROOT + "/sdk")
 import gc  # noqa: E402
 import random  # noqa: E402
 
-import lasp_edge  # noqa: E402
 from crdt_laws import check_history  # noqa: E402
 from crdt_ops import SPECS  # noqa: E402
+
+import lasp_edge  # noqa: E402
 
 SEED = 20240601
 HISTORIES = 100  # per spec

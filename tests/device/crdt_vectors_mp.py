@@ -15,8 +15,9 @@ sys.path.insert(0, sys.argv[2] if len(sys.argv) > 2 else ROOT + "/sdk")
 import gc  # noqa: E402
 import json  # noqa: E402
 
-import lasp_edge  # noqa: E402
 from crdt_laws import check_vector  # noqa: E402
+
+import lasp_edge  # noqa: E402
 
 
 def main():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lasp_edge.crdts import TopK
 from lasp_edge.store import CycleError, DataflowError, LocalNetwork, Store
 

@@ -7,6 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from lasp_edge.crdts import GCounter, MaxRegister, TopK
 from lasp_edge.store import DerivedVariableError, LocalNetwork, Store
 

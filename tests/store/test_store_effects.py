@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+
 from lasp_edge.store import DataflowError, Store
 
 WORKER = os.path.join(os.path.dirname(__file__), "store_worker.py")

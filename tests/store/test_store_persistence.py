@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from lasp_edge.store import Store, core
 
 WORKER = os.path.join(os.path.dirname(__file__), "store_worker.py")

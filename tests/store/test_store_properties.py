@@ -12,9 +12,10 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_programs import check_program, declare_program
+
 from lasp_edge.crdts import AWSet
 from lasp_edge.store import LocalNetwork, SlidingWindow, Store
-from store_programs import check_program, declare_program
 
 OPS = st.lists(
     st.tuples(

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from lasp_edge.crdts import AWSet, GCounter
 from lasp_edge.store import Store
 

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from lasp_edge import AWMap, AWSet, GCounter, cbor
 from lasp_edge.sync import EV_BIRTH, EV_DEATH, EV_MERGED, EV_REJECTED, Node
 from lasp_edge.sync import messages as M
