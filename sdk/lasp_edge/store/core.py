@@ -346,20 +346,33 @@ class Store:
             self._dispatch.append((self._run_effect, eff))
 
     def _drain(self) -> None:
-        """Run queued callbacks outside the store lock, in commit order."""
+        """Run queued callbacks outside every store lock, in commit order.
+
+        One thread drains at a time, so callbacks run in commit order. No lock is held
+        while a callback runs: a callback that takes a lock of its own must not deadlock
+        with another thread that holds that lock and updates the store. Such a thread
+        finds a drain in progress and returns at once; the draining thread runs its
+        callbacks (a callback calling back into the store lands here the same way).
+        """
         with self._dispatch_lock:
             if self._draining:
-                return  # a callback called back into the store; the outer loop continues
+                return
             self._draining = True
-            try:
-                while self._dispatch:
+        try:
+            while True:
+                with self._dispatch_lock:
+                    if not self._dispatch:
+                        self._draining = False
+                        return
                     fn, arg = self._dispatch.popleft()
-                    try:
-                        fn(arg)
-                    except Exception:
-                        log.exception("stream callback %r failed", fn)  # effects catch their own
-            finally:
+                try:
+                    fn(arg)
+                except Exception:
+                    log.exception("stream callback %r failed", fn)  # effects catch their own
+        except BaseException:
+            with self._dispatch_lock:
                 self._draining = False
+            raise
 
     # ------------------------------------------------------------------ variables
 

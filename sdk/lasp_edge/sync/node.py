@@ -30,7 +30,6 @@ what batches many updates into one delta.
 
 from lasp_edge import cbor, wire
 from lasp_edge.crdts.base import check_replica
-from lasp_edge.crdts.registry import type_for
 from lasp_edge.sync import messages as M
 from lasp_edge.sync.log import DeltaLog
 from lasp_edge.sync.split import split_payload
@@ -242,10 +241,8 @@ class Node:
         p.timeout = self.ack_timeout_ms
         p.last_send = None
         p.parts = None
-        if self.auto_declare:
-            for name, tag in m.holds.items():
-                if name not in self.vars:
-                    self.vars[name] = type_for(tag)()
+        # ``holds`` names types only, not parameters (TopK's k, AWMap's value type), so
+        # auto-declared variables are created from the first delta, which carries them.
         if m.ask:
             self._queue_birth(p, False)
         return [(EV_BIRTH, p.id, new_epoch)]

@@ -1,0 +1,105 @@
+"""sensor_windows server: the global average temperature per window, over every device.
+
+The Lasp program (a ``lasp_edge.store.Store``, durable in SQLite)::
+
+    tsum    AWMap window -> GCounter   sum of readings in centi-kelvin, one slot per device
+    tcount  AWMap window -> GCounter   number of readings
+    window  MaxRegister                the current window index, from this server's clock
+
+The server is the only clock: every second it sets ``window`` to
+``(now_ms - ORIGIN_MS) // WINDOW_MS`` and the bridge ships it to the devices (their
+interest). The global average of window ``w`` is ``tsum[w] / tcount[w]``, printed for
+the last ``--show`` windows. ORIGIN_MS (2024-01-01) keeps indexes small ints on devices.
+
+    .venv/bin/python firmware_examples/sensor_windows/server.py --broker 127.0.0.1
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server_bridge
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk"))
+
+from server_bridge import Bridge  # noqa: E402
+
+from lasp_edge.store import Store  # noqa: E402
+
+ORIGIN_MS = 1704067200000  # 2024-01-01T00:00:00Z
+KELVIN_CC = 27315
+
+
+def declare_program(store):
+    store.declare("tsum", "awmap", vtype="gcounter")
+    store.declare("tcount", "awmap", vtype="gcounter")
+    store.declare("window", "maxregister")
+
+
+def averages(store):
+    """``{window: (average degrees C, readings)}`` over every device."""
+    sums = store.query("tsum")
+    counts = store.query("tcount")
+    out = {}
+    for w, n in counts.items():
+        if n:
+            out[w] = ((sums.get(w, 0) / n - KELVIN_CC) / 100.0, n)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--broker", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--username")
+    ap.add_argument("--password")
+    ap.add_argument("--gateway-id", default="gw")
+    ap.add_argument("--window-ms", type=int, default=300000, help="must match the devices")
+    ap.add_argument("--show", type=int, default=6, help="windows printed")
+    ap.add_argument("--state-dir", default="sensor_server")
+    ap.add_argument("--run-s", type=float, default=0, help="stop after this long (0: never)")
+    args = ap.parse_args(argv)
+    os.makedirs(args.state_dir, exist_ok=True)
+    store = Store("server", os.path.join(args.state_dir, "store.db"))
+    declare_program(store)
+    bridge = Bridge(
+        store,
+        args.broker,
+        args.port,
+        replica=args.gateway_id,
+        writable=("tsum", "tcount"),
+        down=("window",),
+        state_dir=args.state_dir,
+        username=args.username,
+        password=args.password,
+    ).start()
+    t0 = time.monotonic()
+    last = None
+    try:
+        while not args.run_s or time.monotonic() - t0 < args.run_s:
+            w = (int(time.time() * 1000) - ORIGIN_MS) // args.window_ms
+            if w > store.query("window"):
+                store.update("window", "set", w)
+            with bridge.lock:  # tsum and tcount of one delta are bound under this lock
+                avg = averages(store)
+            shown = sorted(avg.items())[-args.show :]
+            if shown != last:
+                last = shown
+                print(
+                    "window %d | %s"
+                    % (w, "  ".join("w%d: %.2f C (%d)" % (k, a, n) for k, (a, n) in shown)),
+                    flush=True,
+                )
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("TOTAL readings=%d" % sum(store.query("tcount").values()), flush=True)
+        bridge.close()
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

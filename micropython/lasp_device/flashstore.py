@@ -1,0 +1,250 @@
+"""Crash-safe snapshot file on flash: write to a temp file, then ``os.rename`` over.
+
+Theory of operation. The device's whole durable state (the sync node's snapshot: variables,
+unacknowledged delta log, peer sessions, boot counter; plus a little app data) is one small
+record, rewritten whole on every flush:
+
+    <dir>/state        the current snapshot
+    <dir>/state.tmp    the next one, while it is being written
+
+A record is a 16-byte header and a CBOR payload::
+
+    b"LEd1" | generation (u32 BE) | payload length (u32 BE) | CRC-32 of payload (u32 BE)
+
+``save`` writes ``state.tmp`` completely, closes it, then renames it over ``state``. On
+littlefs (the default filesystem of the ESP32 and rp2 ports) and on POSIX, rename replaces
+the target atomically, so at any instant ``state`` is either the old or the new record;
+a power cut or ``kill -9`` at any point leaves at worst a torn ``state.tmp``.
+
+``load`` (at boot) reads both files, ignores any record whose magic, length or CRC is wrong
+(a torn temp file), and takes the valid one with the highest generation. If that is the
+temp file (the crash hit between close and rename), it is renamed over ``state`` first, so
+a later torn write can never make recovery fall back to something older than what the
+device already used and maybe sent.
+
+FAT cannot rename over an existing file (FatFs returns FR_EXIST) and its metadata updates
+are not atomic. MicroPython's ``VfsFat`` hides that by removing the target first; other
+FAT drivers raise, and ``save`` then removes ``state`` itself before renaming. Either way a
+crash between the remove and the rename leaves only ``state.tmp``, which ``load`` recovers.
+That keeps the record consistent for a clean crash, but a power cut in the middle of a FAT
+directory or allocation-table update can still corrupt the volume, which is why
+``fs_kind`` detects FAT and the Device warns (see micropython/README.md).
+"""
+
+import os
+
+from lasp_edge._compat import const
+
+_MAGIC = b"LEd1"
+_HDR = const(16)
+
+
+class CorruptStore(Exception):
+    """Snapshot files exist but none is complete and valid (not a torn temp file)."""
+
+
+def _crc32(data):
+    try:
+        from binascii import crc32
+    except ImportError:  # a minimal port without binascii.crc32
+        crc = 0xFFFFFFFF
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+        return crc ^ 0xFFFFFFFF
+    return crc32(data) & 0xFFFFFFFF
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def makedirs(path):
+    """``mkdir -p`` (MicroPython's os has no makedirs)."""
+    if not path or _exists(path):
+        return
+    cur = "/" if path.startswith("/") else ""
+    for part in path.split("/"):
+        if not part:
+            continue
+        cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
+        if not _exists(cur):
+            os.mkdir(cur)
+
+
+def _abspath(path):
+    if path.startswith("/"):
+        return path
+    cwd = os.getcwd()
+    return cwd.rstrip("/") + "/" + path
+
+
+def _under(path, mount):
+    return mount == "/" or path == mount or path.startswith(mount.rstrip("/") + "/")
+
+
+def fs_kind(path):
+    """Best guess of the filesystem holding ``path``: 'fat', 'lfs', 'posix:<type>' or '?'.
+
+    Heuristic, in order:
+    1. MicroPython's VFS table (``vfs.mount()`` with no arguments, v1.23+; ``os.mount()`` on
+       some older builds): the mount with the longest prefix of ``path`` tells its class,
+       ``VfsFat`` or ``VfsLfs1``/``VfsLfs2``.
+    2. A host filesystem (``VfsPosix`` on the unix port, or CPython): the longest matching
+       mount point in /proc/mounts gives the Linux type (``vfat``, ``msdos``, ``exfat`` are
+       FAT).
+    3. ``os.statvfs``: Linux reports a maximum name length of 1530 for vfat (255 UTF-16
+       units, 6 bytes each); MicroPython's FAT and littlefs both say 255, so this only
+       helps on hosts.
+    A definitive check happens later anyway: ``FlashStore.save`` notices when rename
+    refuses to replace an existing file, which is FAT behaviour.
+    """
+    p = _abspath(path)
+    kind = "?"
+    mounts = None
+    try:
+        import vfs  # type: ignore[import-not-found]
+
+        mounts = vfs.mount()
+    except Exception:
+        try:
+            mounts = os.mount()
+        except Exception:
+            mounts = None
+    if mounts:
+        best = None
+        for obj, mp in mounts:
+            if _under(p, mp) and (best is None or len(mp) > len(best[1])):
+                best = (obj, mp)
+        if best is not None:
+            name = type(best[0]).__name__
+            if name == "VfsFat":
+                return "fat"
+            if name.startswith("VfsLfs"):
+                return "lfs"
+            if name != "VfsPosix":
+                return name
+    # A host filesystem: ask Linux.
+    try:
+        best = None
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and _under(p, parts[1]):
+                    if best is None or len(parts[1]) > len(best[0]):
+                        best = (parts[1], parts[2])
+        if best is not None:
+            kind = "posix:" + best[1]
+            if best[1] in ("vfat", "msdos", "exfat", "fat", "fat32"):
+                return "fat"
+    except OSError:
+        pass
+    try:
+        st = os.statvfs(path)
+        if st[9] == 1530:
+            return "fat"
+    except (OSError, AttributeError, IndexError):
+        pass
+    return kind
+
+
+class FlashStore:
+    """One snapshot record in ``directory``, replaced atomically on every ``save``."""
+
+    def __init__(self, directory, name="state"):
+        self.dir = directory.rstrip("/") or "/"
+        self.path = (self.dir if self.dir != "/" else "") + "/" + name
+        self.tmp = self.path + ".tmp"
+        self.gen = 0  # generation of the last record loaded or saved
+        self.writes = 0  # records written since boot (what wears the flash)
+        self.bytes_written = 0
+        self.rename_replaces = True  # False once rename refused to replace (FAT)
+        makedirs(self.dir)
+
+    def _read(self, path):
+        """Return (generation, payload) of a valid record at ``path``, else None."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        if len(data) < _HDR or data[:4] != _MAGIC:
+            return None
+        n = int.from_bytes(data[8:12], "big")
+        if n != len(data) - _HDR:
+            return None
+        payload = data[_HDR:]
+        if _crc32(payload) != int.from_bytes(data[12:16], "big"):
+            return None
+        return int.from_bytes(data[4:8], "big"), payload
+
+    def load(self):
+        """The newest complete payload (bytes), or None on a fresh store.
+
+        Raises ``CorruptStore`` if ``state`` exists but is unreadable and no valid temp
+        file replaces it: a fresh start would reuse counter values the gateway already
+        holds, so the app has to decide (see ``Device.start``).
+        """
+        main = self._read(self.path)
+        tmp = self._read(self.tmp)
+        if tmp is not None and (main is None or tmp[0] > main[0]):
+            # Crashed after the temp file was complete: promote it before anything else.
+            self._replace()
+            main = tmp
+        elif _exists(self.tmp):
+            _remove(self.tmp)  # torn or stale: ignored
+        if main is None:
+            if _exists(self.path):
+                raise CorruptStore("%s is damaged and no valid %s exists" % (self.path, self.tmp))
+            self.gen = 0
+            return None
+        self.gen = main[0]
+        return main[1]
+
+    def save(self, payload):
+        """Write ``payload`` as the next generation; on return it is the current record."""
+        gen = self.gen + 1
+        hdr = bytearray(_HDR)
+        hdr[0:4] = _MAGIC
+        hdr[4:8] = gen.to_bytes(4, "big")
+        hdr[8:12] = len(payload).to_bytes(4, "big")
+        hdr[12:16] = _crc32(payload).to_bytes(4, "big")
+        with open(self.tmp, "wb") as f:
+            f.write(hdr)
+            f.write(payload)
+        self._replace()
+        self.gen = gen
+        self.writes += 1
+        self.bytes_written += _HDR + len(payload)
+
+    def _replace(self):
+        if self.rename_replaces:
+            try:
+                os.rename(self.tmp, self.path)
+                return
+            except OSError:
+                if not _exists(self.path):
+                    raise
+                self.rename_replaces = False
+                print("lasp_device: WARNING rename cannot replace files here (FAT?);"
+                      " snapshots are not atomic on this filesystem")
+        _remove(self.path)  # FAT: a crash right here leaves only the temp file (recovered)
+        os.rename(self.tmp, self.path)
+
+    def wipe(self):
+        """Delete both files (a factory reset of the device's replicated state)."""
+        _remove(self.tmp)
+        _remove(self.path)
+        self.gen = 0

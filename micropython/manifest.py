@@ -1,0 +1,42 @@
+# Freeze lasp-edge into a MicroPython firmware image (bytecode then runs from flash, so the
+# code costs almost no RAM: the way to fit small boards). From a MicroPython checkout:
+#
+#   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/lasp-edge/micropython/manifest.py
+#   make -C ports/rp2 BOARD=RPI_PICO_W FROZEN_MANIFEST=/path/to/lasp-edge/micropython/manifest.py
+#
+# It keeps the board's own frozen modules, then adds the portable core (only the modules
+# that run on devices: not the CPython-only store, cli or tooling) and the runtime.
+include("$(PORT_DIR)/boards/manifest.py")
+
+package(
+    "lasp_edge",
+    files=[
+        "__init__.py",
+        "_compat.py",
+        "cbor.py",
+        "wire.py",
+        "crdts/__init__.py",
+        "crdts/awmap.py",
+        "crdts/awset.py",
+        "crdts/base.py",
+        "crdts/causal.py",
+        "crdts/ewflag.py",
+        "crdts/gcounter.py",
+        "crdts/gset.py",
+        "crdts/lwwregister.py",
+        "crdts/maxregister.py",
+        "crdts/mvregister.py",
+        "crdts/pncounter.py",
+        "crdts/registry.py",
+        "crdts/topk.py",
+        "crdts/twopset.py",
+        "sync/__init__.py",
+        "sync/log.py",
+        "sync/messages.py",
+        "sync/node.py",
+        "sync/split.py",
+    ],
+    base_path="../sdk",
+    opt=1,
+)
+package("lasp_device", base_path=".", opt=1)

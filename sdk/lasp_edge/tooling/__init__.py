@@ -1,0 +1,1 @@
+"""CPython-only tooling: build the device bundle (``bundle``) and flash a board (``flash``)."""

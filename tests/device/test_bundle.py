@@ -1,0 +1,244 @@
+"""Tooling: ``lasp-edge bundle`` (the .mpy files users flash), ``lasp-edge flash``, mip.
+
+The bundle for the unix port is what the device tests run from (``unix_bundle``), so CI
+executes exactly the compiled files a board gets, against mosquitto.
+"""
+
+import json
+import os
+import posixpath
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fleet_helpers import (  # noqa: F401 (unix_bundle is a fixture)
+    MOSQUITTO,
+    ROOT,
+    RUNTIME,
+    SDK,
+    Broker,
+    DeviceProc,
+    Gateway,
+    find_micropython,
+    parse_oracle,
+    reap,
+    require,
+    unix_bundle,
+)
+
+from lasp_edge.tooling import bundle as B
+from lasp_edge.tooling import flash as F
+
+CLI = [sys.executable, "-m", "lasp_edge.cli"]
+
+
+def cli(*args, timeout=300):
+    return subprocess.run(
+        CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=str(ROOT)
+    )
+
+
+def expected_modules():
+    """Every module a device needs, relative to lib/, as .mpy."""
+    out = {"lasp_edge/%s" % f for f in B.CORE_FILES}
+    for d in B.CORE_DIRS:
+        out |= {"lasp_edge/%s/%s" % (d, p.name) for p in (SDK / "lasp_edge" / d).glob("*.py")}
+    out |= {"lasp_device/%s" % p.name for p in (RUNTIME / "lasp_device").glob("*.py")}
+    return {m[:-3] + ".mpy" for m in out}
+
+
+@pytest.fixture(scope="module")
+def mpy_cross_tool():
+    try:
+        return B.find_mpy_cross()
+    except B.BundleError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("target", ["esp32", "rp2", "unix"])
+def test_bundle_layout_sizes_and_report(mpy_cross_tool, tmp_path, target):
+    out = tmp_path / "out"
+    r = cli("bundle", "--target", target, out)
+    assert r.returncode == 0, r.stderr
+    lib = out / "lib"
+    files = {p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file()}
+    assert files == expected_modules()
+    for p in lib.rglob("*.mpy"):
+        head = p.read_bytes()[:2]
+        assert head == b"M\x06", "%s is not an mpy v6 file" % p
+    # the report: one line per file with its size, then the total
+    lines = r.stdout.strip().splitlines()
+    sizes = {ln.split()[1]: int(ln.split()[0]) for ln in lines if ln.split()[1].startswith("lib/")}
+    assert sizes == {"lib/" + f: (lib / f).stat().st_size for f in files}
+    total_line = [ln for ln in lines if "total .mpy bytes" in ln][0]
+    total = int(total_line.split()[0])
+    assert total == sum(sizes.values())
+    assert ("mpremote connect PORT cp -r %s :" % (out / "lib")) in r.stdout
+    if target == "esp32":
+        record = {
+            "command": "lasp-edge bundle --target esp32 OUT",
+            "total_mpy_bytes": total,
+            "goal_bytes": B.SIZE_GOAL,
+            "core_bytes": sum(n for f, n in sizes.items() if f.startswith("lib/lasp_edge/")),
+            "runtime_bytes": sum(n for f, n in sizes.items() if f.startswith("lib/lasp_device/")),
+            "files": sizes,
+        }
+        (ROOT / "build").mkdir(exist_ok=True)
+        (ROOT / "build" / "bundle_size.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def test_bundle_excludes_cpython_only_code(unix_bundle):  # noqa: F811
+    names = {p.name for p in Path(unix_bundle).rglob("*.mpy")}
+    for cpython_only in ("cli.mpy", "demo.mpy", "core.mpy", "bundle.mpy", "flash.mpy"):
+        assert cpython_only not in names
+
+
+def test_bundle_errors_are_clear(tmp_path):
+    r = cli("bundle", "--target", "esp32", "--mpy-cross", tmp_path / "nope", tmp_path / "o")
+    assert r.returncode == 2 and "lasp-edge bundle:" in r.stderr
+    r = cli("bundle", "--target", "esp32", "--runtime", tmp_path, tmp_path / "o")
+    assert r.returncode == 2 and "device runtime not found" in r.stderr
+    r = cli("bundle", "--target", "avr", tmp_path / "o")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_the_bundle_runs_the_ad_counter_against_mosquitto(unix_bundle, tmp_path):  # noqa: F811
+    """The compiled files alone (no source on the path) count, sync and converge."""
+    micropython = require(find_micropython(), "micropython (the unix port)")
+    require(MOSQUITTO, "mosquitto")
+    assert not list(Path(unix_bundle).rglob("*.py"))
+    broker = Broker(tmp_path / "broker").start()
+    gw = Gateway(broker.port)
+    try:
+        assert gw.connected.wait(10)
+        wd = tmp_path / "dev"
+        env = dict(
+            BROKER_HOST="127.0.0.1",
+            BROKER_PORT=broker.port,
+            DEVICE_ID="mpy-1",
+            STORE_PATH="store",
+            ORACLE=str(wd / "oracle"),
+            ITERATIONS=300,
+            VIEW_MS=2,
+            LOOP_MS=1,
+            SYNC_PERIOD_MS=100,
+            FLUSH_MS=100,
+            DRAIN_MS=15000,
+            MAX_RUN_MS=60000,
+        )
+        d = DeviceProc(micropython, "ad_counter", wd, env, libpath=unix_bundle, heap="256K")
+        d.start()
+        assert d.wait(90) == 0, d.output()[-3000:]
+        assert "DONE counted=300 synced=True" in d.output()
+        assert gw.total("mpy-1") == 300
+        assert [x for x in parse_oracle(wd / "oracle") if x[0] == "F"][-1][2] == 300
+    finally:
+        reap()
+        gw.close()
+        broker.stop()
+
+
+# -- flash --------------------------------------------------------------------------------
+
+
+def test_flash_dry_run_prints_the_exact_mpremote_commands(tmp_path):
+    cfg = tmp_path / "my_config.py"
+    cfg.write_text("WIFI_SSID = 'x'\n")
+    build = tmp_path / "b"
+    r = cli(
+        "flash",
+        "--port",
+        "auto",
+        "--example",
+        "ad_counter",
+        "--target",
+        "esp32",
+        "--build",
+        build,
+        "--config",
+        cfg,
+        "--dry-run",
+    )
+    assert r.returncode == 0, r.stderr
+    ex = ROOT / "firmware_examples" / "ad_counter"
+    line = [ln for ln in r.stdout.splitlines() if "mpremote" in ln and "connect" in ln][0]
+    assert line.endswith(
+        "connect auto cp -r %s : + cp %s :boot.py + cp %s :main.py + cp %s :config.py + reset"
+        % (build / "lib", ex / "boot.py", ex / "main.py", cfg)
+    )
+    assert not build.exists()  # a dry run builds nothing
+
+
+def test_flash_plan_with_clean_removes_old_sources_first(tmp_path):
+    cmds = F.plan("auto", "leaderboard", tmp_path, clean=True, mpremote="mpremote")
+    assert len(cmds) == 1
+    cmd = cmds[0]
+    assert cmd[:4] == ["mpremote", "connect", "auto", "exec"]
+    assert "rm('/lib/lasp_edge')" in cmd[4] and cmd[5] == "+"
+    assert cmd[6:10] == ["cp", "-r", str(tmp_path / "lib"), ":"]
+    assert cmd[-1] == "reset"
+
+
+def test_flash_fails_clearly_without_the_port(tmp_path):
+    r = cli(
+        "flash", "--port", "/dev/ttyLASP-missing", "--example", "ad_counter", "--build", tmp_path
+    )
+    assert r.returncode == 2
+    assert "serial port /dev/ttyLASP-missing does not exist" in r.stderr
+    assert not (tmp_path / "lib").exists()
+    r = cli("flash", "--port", "auto", "--example", "nope", "--dry-run")
+    assert r.returncode == 2 and "unknown example 'nope'" in r.stderr
+    assert "ad_counter" in r.stderr
+
+
+def test_flash_runs_mpremote_after_bundling(tmp_path, mpy_cross_tool):
+    """Up to the serial port: a stand-in mpremote records its argv (no board here)."""
+    fake = tmp_path / "mpremote"
+    log = tmp_path / "argv.json"
+    fake.write_text(
+        "#!%s\nimport json, sys\njson.dump(sys.argv[1:], open(%r, 'w'))\n"
+        % (sys.executable, str(log))
+    )
+    fake.chmod(0o755)
+    build = tmp_path / "b"
+    r = cli(
+        "flash", "--port", "auto", "--example", "sensor_windows", "--target", "rp2",
+        "--build", build, "--mpremote", fake,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    argv = json.loads(log.read_text())
+    assert argv[:5] == ["connect", "auto", "cp", "-r", str(build / "lib")]
+    assert (build / "lib" / "lasp_device" / "device.mpy").exists()
+    assert "total .mpy bytes" in r.stdout
+
+
+# -- mip ------------------------------------------------------------------------------------
+
+
+def test_package_json_installs_exactly_the_bundle_sources():
+    """``mpremote mip install github:ORG/REPO/micropython`` fetches these files.
+
+    mip resolves a relative source against the directory of package.json (micropython-lib
+    mip, "Relative URLs"); the destination is relative to /lib, like the bundle.
+    """
+    pkg = json.loads((RUNTIME / "package.json").read_text())
+    assert isinstance(pkg["version"], str) and pkg["version"]
+    dests = set()
+    for dest, src in pkg["urls"]:
+        path = posixpath.normpath(posixpath.join("micropython", src))
+        assert (ROOT / path).is_file(), "%s -> %s does not exist" % (src, path)
+        assert posixpath.basename(dest) == posixpath.basename(src)
+        dests.add(dest[:-3] + ".mpy")
+    assert dests == expected_modules()
+
+
+def test_manifest_freezes_the_same_modules():
+    text = (RUNTIME / "manifest.py").read_text()
+    for m in expected_modules():
+        if m.startswith("lasp_edge/"):
+            rel = m[len("lasp_edge/") : -len(".mpy")] + ".py"
+            assert '"%s"' % rel in text, "manifest.py does not freeze lasp_edge/%s" % rel
+    assert 'package("lasp_device"' in text
