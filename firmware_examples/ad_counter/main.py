@@ -13,8 +13,7 @@ import gc
 
 import config
 from lasp_device import hw
-from lasp_device.app import HeapProbe, Oracle, Settings, mqtt_factory, run
-from lasp_device.device import Device
+from lasp_device.app import HeapProbe, Oracle, Settings, device_from_settings, mqtt_factory, run
 from lasp_edge.crdts.awmap import AWMap
 from lasp_edge.crdts.awset import AWSet
 
@@ -69,15 +68,7 @@ class App:
 def main():
     dev_id = s.DEVICE_ID or ("ad-" + hw.unique_id())
     probe = HeapProbe() if s.get("HEAP_PROBE", False) else None
-    dev = Device(
-        dev_id,
-        path=s.get("STORE_PATH", "/lasp"),
-        gateway=s.get("GATEWAY_ID", "gw"),
-        interests=("ads",),
-        sync_period_ms=s.get("SYNC_PERIOD_MS", 10000),
-        flush_every=s.get("FLUSH_EVERY", 100),
-        flush_ms=s.get("FLUSH_MS", 10000),
-    )
+    dev = device_from_settings(s, dev_id, ("ads",))
     dev.declare("ads", AWSet())
     dev.declare("impressions", AWMap("gcounter"))
     oracle = Oracle(s.ORACLE)

@@ -8,8 +8,7 @@
 # "leaderboard" (interest), so it can show the global top-k it has heard about.
 import config
 from lasp_device import hw
-from lasp_device.app import HeapProbe, Oracle, Settings, mqtt_factory, run
-from lasp_device.device import Device
+from lasp_device.app import HeapProbe, Oracle, Settings, device_from_settings, mqtt_factory, run
 from lasp_device.ticks import ticks_add, ticks_diff
 from lasp_edge.crdts.awmap import AWMap
 from lasp_edge.crdts.topk import TopK
@@ -94,15 +93,7 @@ def main():
     dev_id = s.DEVICE_ID or ("lb-" + hw.unique_id())
     k = s.get("K", 10)
     probe = HeapProbe() if s.get("HEAP_PROBE", False) else None
-    dev = Device(
-        dev_id,
-        path=s.get("STORE_PATH", "/lasp"),
-        gateway=s.get("GATEWAY_ID", "gw"),
-        interests=("leaderboard",),
-        sync_period_ms=s.get("SYNC_PERIOD_MS", 10000),
-        flush_every=s.get("FLUSH_EVERY", 100),
-        flush_ms=s.get("FLUSH_MS", 10000),
-    )
+    dev = device_from_settings(s, dev_id, ("leaderboard",))
     dev.declare("leaderboard", AWMap("lwwregister"))
     epoch = dev.start()
     oracle = Oracle(s.ORACLE)

@@ -17,8 +17,7 @@
 # while online; offline, unacknowledged windows are kept (they are the only copy).
 import config
 from lasp_device import hw
-from lasp_device.app import HeapProbe, Oracle, Settings, mqtt_factory, run
-from lasp_device.device import Device
+from lasp_device.app import HeapProbe, Oracle, Settings, device_from_settings, mqtt_factory, run
 from lasp_device.ticks import ticks_add, ticks_diff, ticks_ms
 from lasp_edge.crdts.awmap import AWMap
 from lasp_edge.crdts.maxregister import MaxRegister
@@ -87,15 +86,7 @@ class Sensor:
 def main():
     dev_id = s.DEVICE_ID or ("th-" + hw.unique_id())
     probe = HeapProbe() if s.get("HEAP_PROBE", False) else None
-    dev = Device(
-        dev_id,
-        path=s.get("STORE_PATH", "/lasp"),
-        gateway=s.get("GATEWAY_ID", "gw"),
-        interests=("window",),
-        sync_period_ms=s.get("SYNC_PERIOD_MS", 10000),
-        flush_every=s.get("FLUSH_EVERY", 100),
-        flush_ms=s.get("FLUSH_MS", 10000),
-    )
+    dev = device_from_settings(s, dev_id, ("window",))
     dev.declare("tsum", AWMap("gcounter"))
     dev.declare("tcount", AWMap("gcounter"))
     dev.declare("window", MaxRegister())

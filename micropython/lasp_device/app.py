@@ -2,6 +2,8 @@
 
 * ``Settings(config_module)``: ``s.NAME`` reads ``config.NAME``, overridden on unix by
   ``$LASP_NAME`` (see ``hw.setting``).
+* ``device_from_settings(s, dev_id, interests)``: the ``Device`` with the flush and sync
+  policy taken from the settings.
 * ``mqtt_factory(s, client_id)``: ``make_client()`` for ``Device.connect``, building a
   ``lasp_device.mqtt.MQTTClient`` (or micropython-lib's ``umqtt.simple`` when the bundled
   client is absent) from BROKER_HOST/PORT/USER/PASSWORD and KEEPALIVE_S.
@@ -29,6 +31,21 @@ class Settings:
 
     def __getattr__(self, name):
         return hw.setting(self._cfg, name, None)
+
+
+def device_from_settings(s, dev_id, interests):
+    """The ``Device`` an example runs, configured from its settings (config.py / $LASP_*)."""
+    from lasp_device.device import Device
+
+    return Device(
+        dev_id,
+        path=s.get("STORE_PATH", "/lasp"),
+        gateway=s.get("GATEWAY_ID", "gw"),
+        interests=interests,
+        sync_period_ms=s.get("SYNC_PERIOD_MS", 10000),
+        flush_every=s.get("FLUSH_EVERY", 100),
+        flush_ms=s.get("FLUSH_MS", 10000),
+    )
 
 
 def mqtt_factory(s, client_id):
