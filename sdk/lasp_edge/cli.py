@@ -134,6 +134,11 @@ def build_parser():
     f.add_argument("--mpy-cross", help="mpy-cross binary")
     f.add_argument("--runtime", help="the micropython/ directory")
     f.set_defaults(fn=_cmd_flash)
+
+    # gateway, aggregator, provision, query: the services (gateway/lasp_gateway/cli.py)
+    from lasp_gateway.cli import register
+
+    register(sub)
     return p
 
 

@@ -1,0 +1,315 @@
+"""The loop shared by the gateway and the aggregator: bytes in, durable, acks and deltas out.
+
+Theory of operation. A service owns one sans-IO ``Node``, one ``NodeDB`` and one or more
+``MqttLink``s. Paho's network threads only *enqueue* what arrives (messages and connection
+changes); one service thread does everything else, in this order, per batch:
+
+1. ``receive`` every queued message (up to ``max_batch``), with the sender taken from the
+   topic (``peer=``: a message claiming another sender is rejected by the node);
+2. ``absorb``: the subclass moves merged data where it belongs (the aggregator binds it
+   into its Lasp ``Store``) and brings local changes into the node;
+3. ``NodeDB.save``: *one* SQLite transaction with everything the batch changed;
+4. only then ``commit`` the batch's tokens, which queues the ACKs (ack after durable);
+5. ``tick`` (deltas due, resends, hellos) and publish what the node wants sent.
+
+Because step 3 precedes step 5, nothing leaves that is not on disk: a ``kill -9`` at any
+point loses only unacknowledged data, which its senders still hold and resend. Batching is
+what makes durability cheap: one fsync covers every message that arrived meanwhile.
+
+Bad input never stops the loop: the node rejects what does not parse or is not allowed
+(``rejected`` event), the service counts it per sender, logs the reason (rate-limited) and
+drops it. An exception escaping a step (a bug, a full disk) stops the service rather than
+letting memory drift from disk: restart it and the node resumes from its last commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lasp_edge.sync import EV_ACKED, EV_BIRTH, EV_DEATH, EV_MERGED, EV_REJECTED, Node
+from lasp_gateway.nodedb import NodeDB
+
+log = logging.getLogger("lasp_gateway")
+
+MAX_WAIT_S = 0.1  # the loop wakes at least this often (link changes, periodic work)
+MAX_SENDERS = 10_000  # counters kept for at most this many distinct senders
+STATS_SAVE_MS = 10_000  # last-seen times are persisted this often (rejects at once)
+TICK_MS = 20  # under load, the node's timers are run at most this often
+DELTA_KIND = 3  # byte 2 of a (canonical) DELTA message: [1, 3, ...]
+
+
+class SenderStats:
+    """Per-sender counters for the HTTP API: survives restarts through ``NodeDB``."""
+
+    __slots__ = ("messages", "rejected", "last_reason", "seen_ms", "logged")
+
+    def __init__(self, rejected: int = 0, last_reason: str | None = None, seen_ms: Any = None):
+        self.messages = 0
+        self.rejected = rejected
+        self.last_reason = last_reason
+        self.seen_ms = seen_ms  # wall clock, ms since the Unix epoch
+        self.logged = 0
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.rejected, self.last_reason, self.seen_ms)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SyncService:
+    """Base of ``Gateway`` and ``Aggregator``: see the module header for the loop."""
+
+    def __init__(self, node: Node, db: NodeDB, max_batch: int = 1000) -> None:
+        self.node = node
+        self.db = db
+        self.max_batch = max_batch
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.lock = threading.RLock()  # the node and counters; readers: the HTTP API
+        self.stats: dict[Any, SenderStats] = {
+            pid: SenderStats(*row) for pid, row in db.stored_stats().items()
+        }
+        self._dirty_stats: set[Any] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = time.monotonic()
+        self._stats_saved = 0
+        self._last_tick = -TICK_MS
+        self._log_moved = True  # the first save compares the whole log
+        self.failed: BaseException | None = None
+        self.batches = 0
+        self.received = 0
+        self.rejected_total = 0
+        self.acks_sent = 0
+        self.on_batch: Callable[[], None] | None = None  # tests: called after each batch
+
+    # -- to override -----------------------------------------------------------------------
+
+    def sender_of(self, link: str, topic: str) -> Any:
+        """The replica a message on ``topic`` of ``link`` comes from; ValueError if none."""
+        raise NotImplementedError
+
+    def route(self, peer: Any, data: bytes) -> None:
+        """Publish ``data`` to ``peer`` on the right link and topic."""
+        raise NotImplementedError
+
+    def on_link(self, link: str, connected: bool) -> None:
+        """A link (re)connected or dropped (service thread)."""
+
+    def receive(self, payload: bytes, now_ms: int, peer: Any) -> list[Any]:
+        """``node.receive`` (a subclass may check around it)."""
+        return self.node.receive(payload, now_ms, peer)
+
+    def on_event(self, ev: tuple[Any, ...]) -> None:
+        """Every node event, after the service's own bookkeeping (service thread)."""
+
+    def absorb(self, changed: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        """Once per turn, before the save: place merged data, bring local changes in.
+
+        ``changed`` maps each variable the batch grew to the join of its deltas; a
+        subclass that changes node variables itself adds them there (so they are saved).
+        Returns extra ``meta`` values to persist in the same transaction.
+        """
+        return {}
+
+    def links(self) -> list[Any]:
+        return []
+
+    # -- time and inputs -------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def deliver(self, link: str, topic: str, payload: bytes) -> None:
+        """Called from paho threads: enqueue a message (never blocks)."""
+        self.inbox.put(("msg", link, topic, payload))
+
+    def link_state(self, link: str, connected: bool) -> None:
+        self.inbox.put(("link", link, connected))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> SyncService:
+        for link in self.links():
+            link.start()
+        self._thread = threading.Thread(target=self.run, name="lasp-service", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10)
+        for link in self.links():
+            link.stop()
+        self.db.close()
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.step()
+        except BaseException as exc:  # fail-stop: memory may be ahead of disk now
+            self.failed = exc
+            log.exception("service stopped by an unexpected error; restart it")
+            raise
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _wait_s(self) -> float:
+        with self.lock:
+            deadline = self.node.next_deadline_ms()
+        if deadline is None:
+            return MAX_WAIT_S
+        return min(MAX_WAIT_S, max(0.0, (deadline - self.now_ms()) / 1000.0))
+
+    def step(self, wait: float | None = None) -> None:
+        """One turn: take a batch, persist it, acknowledge, tick, publish."""
+        batch: list[tuple[Any, ...]] = []
+        try:
+            batch.append(self.inbox.get(timeout=self._wait_s() if wait is None else wait))
+            while len(batch) < self.max_batch:
+                batch.append(self.inbox.get_nowait())
+        except queue.Empty:
+            pass
+        with self.lock:
+            out = self._process(batch)
+        for peer, data in out:
+            self.route(peer, data)
+        if batch and self.on_batch is not None:
+            self.on_batch()
+
+    def _process(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, bytes]]:
+        node = self.node
+        now = self.now_ms()
+        changed: dict[str, Any] = {}
+        tokens: list[Any] = []
+        touched = False
+        senders: set[Any] = set()
+        for item in batch:
+            if item[0] == "link":
+                self.on_link(item[1], item[2])
+                continue
+            _, link, topic, payload = item
+            self.received += 1
+            try:
+                peer = self.sender_of(link, topic)
+            except ValueError as exc:
+                self._count_reject(topic.rsplit("/", 1)[-1], str(exc))
+                continue
+            senders.add(peer)
+            st = self._stats_for(peer)
+            if st is not None:
+                st.messages += 1
+                st.seen_ms = wall_ms()  # saved with the next reject or every STATS_SAVE_MS
+            for ev in self.receive(payload, now, peer):
+                kind = ev[0]
+                if kind == EV_MERGED:
+                    for name, d in ev[2].items():
+                        acc = changed.get(name)
+                        if acc is None:
+                            changed[name] = d.copy()
+                        else:
+                            acc.merge(d)
+                    tokens.append(ev[3])
+                    touched = True
+                elif kind == EV_REJECTED:
+                    self._count_reject(peer, ev[2])
+                elif kind == EV_ACKED:
+                    touched = True
+                    self._log_moved = True  # released segments
+                elif kind in (EV_BIRTH, EV_DEATH):
+                    touched = True
+                self.on_event(ev)
+        meta = self.absorb(changed, now)
+        if now - self._stats_saved >= STATS_SAVE_MS:
+            self._stats_saved = now
+            self._dirty_stats.update(pid for pid, st in self.stats.items() if st.messages)
+        if touched or changed or meta or self._dirty_stats or self._log_moved:
+            stats = {pid: self.stats[pid].row() for pid in self._dirty_stats if pid in self.stats}
+            log_vars = None if self._log_moved else list(changed)
+            self.db.save(node, changed, meta, stats, senders, log_vars)
+            self._dirty_stats.clear()
+            self._log_moved = False
+        for tok in tokens:
+            node.commit(tok)  # durable now: acknowledge
+        now = self.now_ms()
+        if now - self._last_tick >= TICK_MS or not batch:
+            # tick() walks every peer: at most every TICK_MS under load (acks and births
+            # do not wait for it; only deltas and resends do, within their period)
+            self._last_tick = now
+            node.tick(now)
+        if batch:
+            self.batches += 1
+        out = node.take()
+        for _peer, data in out:
+            if len(data) > 2 and data[2] == DELTA_KIND:
+                self._log_moved = True  # sending sealed segments: compare them all next save
+                break
+        return out
+
+    def _stats_for(self, sender: Any) -> SenderStats | None:
+        st = self.stats.get(sender)
+        if st is None and len(self.stats) < MAX_SENDERS:
+            st = self.stats[sender] = SenderStats()
+        return st
+
+    def _count_reject(self, sender: Any, reason: str) -> None:
+        self.rejected_total += 1
+        st = self._stats_for(sender)
+        if st is None:
+            log.warning("rejected from %r: %s", sender, reason)
+            return
+        st.rejected += 1
+        st.last_reason = reason
+        self._dirty_stats.add(sender)
+        # Log the first few per sender, then every 100th: a flood must not flood the log.
+        if st.logged < 5 or st.rejected % 100 == 0:
+            st.logged += 1
+            log.warning("rejected from %r (%d so far): %s", sender, st.rejected, reason)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def backlog(self, peer: Any) -> int:
+        """Log segments still to be delivered to ``peer`` (0 when it is up to date)."""
+        node = self.node
+        p = node.peers.get(peer)
+        if p is None:
+            return 0
+        pend = node.log.pending(p.acked, node.log.last_seq, p.id, p.interests)
+        return sum(len(v) for v in pend.values())
+
+    def peer_report(self, peer: Any) -> dict[str, Any]:
+        """One peer as plain data (call under ``self.lock``)."""
+        p = self.node.peers.get(peer)
+        st = self.stats.get(peer)
+        out: dict[str, Any] = {
+            "id": peer,
+            "online": bool(p is not None and p.online),
+            "epoch": None if p is None else p.epoch,
+            "acked": None if p is None else p.acked,
+            "recv_to": None if p is None else p.recv_to,
+            "backlog": self.backlog(peer),
+            "messages": 0 if st is None else st.messages,
+            "rejected": 0 if st is None else st.rejected,
+            "last_reason": None if st is None else st.last_reason,
+            "last_seen_ms": None if st is None else st.seen_ms,
+        }
+        return out
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "replica": self.node.replica,
+            "epoch": self.node.epoch,
+            "received": self.received,
+            "batches": self.batches,
+            "saves": self.db.saves,
+            "rejected": self.rejected_total,
+            "log_segments": self.node.log.size(),
+            "last_seq": self.node.log.last_seq,
+        }
