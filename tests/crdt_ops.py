@@ -1,6 +1,7 @@
 """Op scripts: build CRDT histories from lists of small ints, on CPython and MicroPython.
 
-One table (``SPECS``) says, for every registered type, how a few ints become a mutator call.
+One table (``spec_rows()``, as Spec objects ``SPECS``) says, for every registered type, how
+a few ints become a mutator call.
 Hypothesis draws the ints on CPython (and shrinks failures to short scripts); the device
 scripts draw them from ``random`` with a fixed seed. Both therefore explore the same kinds
 of histories through the same code.
@@ -11,23 +12,16 @@ replica ``y``), ``replica`` picks which of ``n`` replicas acts, and ``x``/``y`` 
 arguments. Syncs create causal histories (a remove that observed an add from elsewhere);
 skipped syncs leave concurrent ones.
 
+Specs name their type by its registry name and import the class on first use, and ``SPECS``
+is built on first use too, so a device process that checks one spec (``spec_named``) loads
+only that type's code and keeps only that spec: tests/device/crdt_props_mp.py runs one
+process per spec to fit a 64 KB heap. The explicit calls of the shared vectors are replayed
+by ``crdt_replay``.
+
 This module is portable: no typing, dataclasses or f-strings, and no reliance on dict order.
 """
 
-from lasp_edge import cbor
-from lasp_edge.crdts import (
-    AWMap,
-    AWSet,
-    EWFlag,
-    GCounter,
-    GSet,
-    LWWRegister,
-    MaxRegister,
-    MVRegister,
-    PNCounter,
-    TopK,
-    TwoPSet,
-)
+from lasp_edge.crdts.registry import type_for
 
 # Replica ids: small ints and short strs, ints before strs in every ordering we define.
 REPLICAS = (0, "a", 7, "bb")
@@ -145,13 +139,24 @@ def _map_topk(s, r, k, x, y):
 
 
 class Spec:
-    """How to make bottom and how to apply one op, for one type and parameters."""
+    """How to make bottom and how to apply one op, for one type and parameters.
 
-    def __init__(self, name, cls, params, apply):
+    ``tname`` is the registry name of the type; ``cls`` imports the class on first use
+    (see the module docstring for why).
+    """
+
+    def __init__(self, name, tname, params, apply):
         self.name = name
-        self.cls = cls
+        self.tname = tname
         self.params = params
         self.apply = apply
+        self._cls = None
+
+    @property
+    def cls(self):
+        if self._cls is None:
+            self._cls = type_for(self.tname)
+        return self._cls
 
     def bottom(self):
         return self.cls(**self.params)
@@ -160,29 +165,46 @@ class Spec:
         return "Spec(%s)" % self.name
 
 
-SPECS = (
-    Spec("gcounter", GCounter, {}, _gcounter),
-    Spec("pncounter", PNCounter, {}, _pncounter),
-    Spec("gset", GSet, {}, _gset),
-    Spec("twopset", TwoPSet, {}, _twopset),
-    Spec("awset", AWSet, {}, _awset),
-    Spec("lwwregister", LWWRegister, {}, _lww),
-    Spec("mvregister", MVRegister, {}, _mv),
-    Spec("maxregister", MaxRegister, {}, _max),
-    Spec("ewflag", EWFlag, {}, _ewflag),
-    Spec("topk2", TopK, {"k": 2}, _topk),
-    Spec("topk3", TopK, {"k": 3}, _topk),
-    Spec("awmap_gcounter", AWMap, {"vtype": "gcounter"}, _map_gcounter),
-    Spec("awmap_awset", AWMap, {"vtype": "awset"}, _map_awset),
-    Spec("awmap_topk2", AWMap, {"vtype": "topk", "vparams": {"k": 2}}, _map_topk),
-)
+def spec_rows():
+    """One row per spec: ``(name, registry name of the type, constructor keywords, apply)``.
+
+    Built on each call rather than kept: a device process needs one row, and fourteen rows
+    with their names and parameter dicts are ~2 KB of a 64 KB heap.
+    """
+    return (
+        ("gcounter", "gcounter", {}, _gcounter),
+        ("pncounter", "pncounter", {}, _pncounter),
+        ("gset", "gset", {}, _gset),
+        ("twopset", "twopset", {}, _twopset),
+        ("awset", "awset", {}, _awset),
+        ("lwwregister", "lwwregister", {}, _lww),
+        ("mvregister", "mvregister", {}, _mv),
+        ("maxregister", "maxregister", {}, _max),
+        ("ewflag", "ewflag", {}, _ewflag),
+        ("topk2", "topk", {"k": 2}, _topk),
+        ("topk3", "topk", {"k": 3}, _topk),
+        ("awmap_gcounter", "awmap", {"vtype": "gcounter"}, _map_gcounter),
+        ("awmap_awset", "awmap", {"vtype": "awset"}, _map_awset),
+        ("awmap_topk2", "awmap", {"vtype": "topk", "vparams": {"k": 2}}, _map_topk),
+    )
 
 
 def spec_named(name):
-    for s in SPECS:
-        if s.name == name:
-            return s
+    """The spec called ``name``, built alone (a device process needs just one)."""
+    for row in spec_rows():
+        if row[0] == name:
+            return Spec(*row)
     raise KeyError(name)
+
+
+def __getattr__(name):
+    # ``SPECS``, every row as a Spec, is built on first use and then kept as a module
+    # global, for the CPython tests that iterate over all of them.
+    if name == "SPECS":
+        specs = tuple(Spec(*row) for row in spec_rows())
+        globals()["SPECS"] = specs
+        return specs
+    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,12 +236,14 @@ class History:
         return [s.delta for s in self.steps]
 
 
-def run(spec, ints, n=3, on_step=None, replicas=REPLICAS):
+def run(spec, ints, n=3, on_step=None, replicas=REPLICAS, keep=True):
     """Run ``ints`` as a script over ``n`` replicas; return a History.
 
     Replica ``i`` acts as ``replicas[i]``. ``on_step(step)`` is called after each mutation
     (laws check each step as it happens, so a failure points at the op that broke it).
-    Only mutations are recorded as steps; a sync is a plain merge.
+    Only mutations are recorded as steps; a sync is a plain merge. With ``keep=False``
+    the steps are only passed to ``on_step``, not recorded (a device keeps what it needs
+    of them itself: see ``crdt_laws.check_history``).
     """
     states = [spec.bottom() for _ in range(n)]
     steps = []
@@ -235,9 +259,11 @@ def run(spec, ints, n=3, on_step=None, replicas=REPLICAS):
         old = states[who].copy()
         delta = spec.apply(states[who], replicas[who], kind, x, y)
         step = Step(replicas[who], old, states[who].copy(), delta)
-        steps.append(step)
+        if keep:
+            steps.append(step)
         if on_step is not None:
             on_step(step)
+        step = old = delta = None
     return History(spec, states, steps)
 
 
@@ -258,96 +284,3 @@ def permutation(n, ints):
         j = ints[i % len(ints)] % (i + 1) if ints else 0
         order[i], order[j] = order[j], order[i]
     return order
-
-
-# --------------------------------------------------------------------------------------------
-# Plain, JSON-able forms of values (shared by the vectors generator and the device scripts)
-# --------------------------------------------------------------------------------------------
-
-
-def _canon(x):
-    b = cbor.dumps(x)
-    return (len(b), b)
-
-
-def plain(v):
-    """``value()`` output as JSON data, the same on every platform.
-
-    Sets become ``{"$set": [...]}`` and maps ``{"$map": [[k, v], ...]}``, both in canonical
-    CBOR order of their elements; tuples become lists; bytes ``{"$bytes": hex}``. Floats
-    stay floats (vectors use only exactly representable ones).
-    """
-    t = type(v)
-    if t is set:
-        return {"$set": [plain(e) for e in sorted(v, key=_canon)]}
-    if t is dict:
-        return {"$map": [[plain(k), plain(v[k])] for k in sorted(v, key=_canon)]}
-    if t is list or t is tuple:
-        return [plain(e) for e in v]
-    if t is bytes:
-        return {"$bytes": v.hex()}
-    return v
-
-
-def unplain(x):
-    """Inverse of ``plain`` for op arguments: lists become tuples (hashable elements)."""
-    t = type(x)
-    if t is list:
-        return tuple(unplain(e) for e in x)
-    if t is dict:
-        if "$bytes" in x:
-            return bytes.fromhex(x["$bytes"])
-        if "$list" in x:
-            return [unplain(e) for e in x["$list"]]
-        raise ValueError("unknown JSON wrapper: %r" % (x,))
-    return x
-
-
-def apply_call(state, call):
-    """Run one explicit call ``[method, arg, ...]`` (JSON data) on ``state``; return delta."""
-    args = [unplain(a) for a in call[1:]]
-    return getattr(state, call[0])(*args)
-
-
-# --------------------------------------------------------------------------------------------
-# Vectors: explicit calls written as data (tests/vectors/crdt.json)
-# --------------------------------------------------------------------------------------------
-
-
-def replay(vec):
-    """Run one vector's calls; return what the vector records, computed afresh.
-
-    Returns a dict with ``deltas`` (hex per call, None for merge/deliver), ``states`` (hex
-    of each replica), ``join`` (hex of the join of all replicas) and ``value`` (``plain``
-    value of that join). See tests/vectors/README.md for the call forms.
-    """
-    from lasp_edge import wire
-    from lasp_edge.crdts import type_for
-
-    cls = type_for(vec["type"])
-    params = vec.get("params", {})
-    states = [cls(**params) for _ in range(vec.get("replicas", 1))]
-    deltas = []
-    hexes = []
-    for call in vec["calls"]:
-        r = call[0]
-        method = call[1]
-        if method == "merge":
-            states[r].merge(states[call[2]])
-            d = None
-        elif method == "deliver":
-            states[r].merge(deltas[call[2]])
-            d = None
-        else:
-            d = apply_call(states[r], call[1:])
-        deltas.append(d)
-        hexes.append(None if d is None else wire.dumps(d).hex())
-    joined = cls(**params)
-    for s in states:
-        joined.merge(s)
-    return {
-        "deltas": hexes,
-        "states": [wire.dumps(s).hex() for s in states],
-        "join": wire.dumps(joined).hex(),
-        "value": plain(joined.value()),
-    }

@@ -8,9 +8,13 @@ own modules; ``Store`` is re-exported here on CPython only.
 
 import sys
 
+from lasp_edge._compat import const
 from lasp_edge.crdts.registry import type_for
 
-TYPE_CHECKING = False  # type checkers treat this name as True (no `typing` on devices)
+# Type checkers treat this name as True (there is no `typing` on devices). As a const() the
+# MicroPython compiler drops the blocks it guards: no bytecode, and none of the names they
+# mention interned in the device heap.
+TYPE_CHECKING = const(0)
 
 if TYPE_CHECKING:  # for type checkers and editors only; nothing is imported at run time
     from lasp_edge.crdts import (

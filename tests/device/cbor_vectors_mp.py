@@ -1,16 +1,18 @@
 """MicroPython: run the shared CBOR vectors (tests/vectors/cbor.json) through lasp_edge.cbor.
 
-    micropython -X heapsize=... tests/device/cbor_vectors_mp.py [repo root] [bundle dir]
+    micropython -X heapsize=64K tests/device/cbor_vectors_mp.py [repo root] [bundle dir]
+        [--parts]
 
 The repo root defaults to $LASP_EDGE_ROOT, then ".". With a bundle dir (lasp_edge compiled to
 .mpy by mpy-cross) the codec comes from there instead of <root>/sdk. Prints
 "cbor vectors: N passed, M failed" and exits 1 on any failure. tests/test_cbor.py checks the
 same file on CPython, so a pass here means both platforms write and accept the same bytes.
+``--parts`` prints an empty part list: the script runs whole (see tests/device/mp_harness.py).
 
 The codec is imported as a top-level module from the lasp_edge directory (cbor.py imports
-nothing from its package), so the package __init__, which pulls in every CRDT type, need not
-fit in the heap next to the vectors. From .mpy this passes with a 64K heap; from source,
-compiling cbor.py alone peaks at about 62K on the 64-bit unix port, so give it 128K or more.
+nothing from its package), so not even the package __init__ has to fit in the heap next to
+the vectors. From .mpy this passes with a 64K heap; from source, compiling cbor.py alone
+peaks at about 62K on the 64-bit unix port, so give it 128K or more.
 """
 
 import gc
@@ -20,8 +22,12 @@ import struct
 import sys
 from binascii import hexlify, unhexlify
 
-ROOT = sys.argv[1] if len(sys.argv) > 1 else (os.getenv("LASP_EDGE_ROOT") or ".")
-BASE = sys.argv[2] if len(sys.argv) > 2 else ROOT + "/sdk"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+if "--parts" in sys.argv:
+    print("parts:")
+    sys.exit(0)
+ROOT = ARGS[0] if ARGS else (os.getenv("LASP_EDGE_ROOT") or ".")
+BASE = ARGS[1] if len(ARGS) > 1 else ROOT + "/sdk"
 sys.path.insert(0, BASE + "/lasp_edge")
 
 import cbor  # noqa: E402

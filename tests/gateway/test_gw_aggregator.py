@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import REPO, aggregator_args, free_port, http_json, wait_until
+from gw_helpers import REPO, aggregator_args, free_port, http_json, wait_until
 from simdevice import SimDevice, oracle
 from test_gw_basic import start_aggregator, start_gateway
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import http_json, wait_until
+from gw_helpers import http_json, wait_until
 from gw_programs import ad_counter
 from simdevice import SimDevice, oracle
 

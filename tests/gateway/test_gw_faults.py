@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import threading
 
-from conftest import aggregator_args, free_port, gateway_args, http_json, wait_until
+from gw_helpers import aggregator_args, free_port, gateway_args, http_json, wait_until
 from gw_programs import ad_counter
 from simdevice import SimDevice, oracle
 from test_gw_basic import start_aggregator, start_gateway

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from conftest import wait_until
+from gw_helpers import wait_until
 from simdevice import SimDevice, oracle
 from test_gw_basic import start_aggregator, start_gateway
 

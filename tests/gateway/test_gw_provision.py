@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from gw_helpers import wait_until
 from simdevice import SimDevice, oracle
 from test_gw_basic import start_aggregator, start_gateway
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from gw_helpers import wait_until
 from simdevice import SimDevice, oracle
 from test_gw_basic import start_aggregator, start_gateway
 
@@ -113,7 +113,7 @@ def tls_files(tmp_path_factory) -> Path:
 def test_gateway_over_a_real_tls_listener(configured_mosquitto, tls_files, tmp_path, monkeypatch):
     """Gateway and aggregator speak TLS to the broker; devices use its plain listener."""
     monkeypatch.setenv("LASP_AD_THRESHOLD", "1000000")
-    from conftest import free_port
+    from gw_helpers import free_port
 
     tls_port = free_port()
     broker = configured_mosquitto(

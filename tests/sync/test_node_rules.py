@@ -233,8 +233,8 @@ def test_a_type_conflict_is_rejected_not_merged():
     dev.update("c", "increment", "d1")
     dev.tick(0)
     [(_, data)] = dev.take()
-    [ev] = gw.receive(data, 0, peer="d1")
-    assert ev[0] == EV_REJECTED
+    events = gw.receive(data, 0, peer="d1")
+    assert events[0][0] == EV_REJECTED and "'c'" in events[0][2]
     assert gw.vars["c"].is_bottom()
 
 
@@ -331,3 +331,18 @@ def test_auto_declared_variables_keep_the_parameters_of_their_first_delta():
     assert not [e for _n, e in events if e[0] == EV_REJECTED]
     assert gw.vars["top"].k == 5
     assert gw.vars["top"].value() == [("ann", 10)]
+
+
+def test_one_mistyped_variable_does_not_block_the_others():
+    dev, gw = pair()
+    gw.declare("c", AWSet())  # a configuration mismatch for "c" only
+    dev.declare("m", AWMap("gcounter"))
+    connect(dev, gw)
+    dev.update("c", "increment", "d1")
+    dev.update("m", "update", "ad-1", "increment", "d1", 3)
+    events = pump(dev, gw)
+    rejected = [e for _n, e in events if e[0] == EV_REJECTED]
+    assert len(rejected) >= 1 and "'c'" in rejected[0][2]
+    assert gw.vars["m"].value() == {"ad-1": 3}
+    assert gw.vars["c"].is_bottom()
+    assert dev.log.size() == 0  # acknowledged: the sender is not stuck resending

@@ -13,9 +13,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # tests/, for crdt_ops
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for crdt_replay
 
-from crdt_ops import replay  # noqa: E402
+from crdt_replay import replay  # noqa: E402
 
 COMMENT = (
     "Shared CRDT vectors for lasp_edge.crdts (CPython: tests/test_crdt_vectors.py, "

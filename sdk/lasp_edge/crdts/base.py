@@ -18,6 +18,12 @@ or ``dataclasses``, and checks exact types with ``type(x) is int`` because Micro
 """
 
 from lasp_edge import cbor
+from lasp_edge._compat import const
+
+# Type checkers treat this name as True (there is no `typing` on devices). As a const() the
+# MicroPython compiler drops the blocks it guards: no bytecode, and none of the names they
+# mention interned in the device heap.
+TYPE_CHECKING = const(0)
 
 MAX_REPLICA_INT = 0x3FFFFFFF  # 2**30 - 1: stays a heap-free small int on 32-bit MicroPython
 MAX_REPLICA_LEN = 32
@@ -36,27 +42,30 @@ class Lattice:
     NAME = ""
     MUTATORS: tuple = ()  # names of the methods that change state and return a delta
 
-    # The per-type primitives (documented in the module header).
-    def copy(self):
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        # The per-type primitives (documented in the module header), declared for type
+        # checkers only: every subclass defines them, and on a device each stub would be
+        # a function object in the heap that nothing ever calls.
+        def copy(self):
+            raise NotImplementedError
 
-    def merge(self, other) -> bool:
-        raise NotImplementedError
+        def merge(self, other) -> bool:
+            raise NotImplementedError
 
-    def leq(self, other) -> bool:
-        raise NotImplementedError
+        def leq(self, other) -> bool:
+            raise NotImplementedError
 
-    def _eq(self, other) -> bool:
-        raise NotImplementedError
+        def _eq(self, other) -> bool:
+            raise NotImplementedError
 
-    def is_bottom(self) -> bool:
-        raise NotImplementedError
+        def is_bottom(self) -> bool:
+            raise NotImplementedError
 
-    def value(self):
-        raise NotImplementedError
+        def value(self):
+            raise NotImplementedError
 
-    def to_wire(self):
-        raise NotImplementedError
+        def to_wire(self):
+            raise NotImplementedError
 
     def params(self):
         """Constructor keyword arguments that make a bottom compatible with this state."""
@@ -90,11 +99,8 @@ class Lattice:
     def __gt__(self, other):
         return self >= other and not self._eq(other)
 
-    def __eq__(self, other):
+    def __eq__(self, other):  # ``!=`` is its negation, on CPython and MicroPython alike
         return type(other) is type(self) and self._eq(other)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable: never a dict key
 

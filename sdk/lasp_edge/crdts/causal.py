@@ -96,8 +96,15 @@ class CausalContext:
         return bool(touched)
 
     def _compact(self, replicas):
+        # Runs after every change (and per dot while decoding): an explicit loop and an
+        # in-place sort allocate one small list, where sorted(<generator>) would also put a
+        # generator frame on the device heap each time.
         for r in replicas:
-            mine = sorted(n for (q, n) in self.cloud if q == r)
+            mine = []
+            for q, n in self.cloud:
+                if q == r:
+                    mine.append(n)
+            mine.sort()
             top = self.vv.get(r, 0)
             for n in mine:
                 if n <= top + 1:

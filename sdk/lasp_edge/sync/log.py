@@ -34,21 +34,28 @@ class DeltaLog:
         self.last_seq = 0  # highest sequence number handed out
         self.trimmed_to = 0  # every seq <= this has been released
         self.by_var = {}  # var -> list of Segment, in seq order
+        self._open = {}  # (var, origin) -> its open (unsealed) segment: O(1) appends
 
     def append(self, var, delta, origin=None):
         """Log a change and return its sequence number."""
         self.last_seq += 1
         seq = self.last_seq
+        s = self._open.get((var, origin))
+        if s is not None:
+            s.delta.merge(delta)
+            s.hi = seq
+            return seq
+        self.add_segment(var, Segment(seq, seq, origin, delta.copy()))
+        return seq
+
+    def add_segment(self, var, s):
+        """Append a segment (a new one, or one restored from disk) in seq order."""
         segs = self.by_var.get(var)
         if segs is None:
             segs = self.by_var[var] = []
-        for s in segs:
-            if not s.sealed and s.origin == origin:
-                s.delta.merge(delta)
-                s.hi = seq
-                return seq
-        segs.append(Segment(seq, seq, origin, delta.copy()))
-        return seq
+        segs.append(s)
+        if not s.sealed:
+            self._open[(var, s.origin)] = s
 
     def pending(self, acked, upto, peer, interests):
         """Segments a peer still needs: after ``acked``, durable (``hi <= upto``), wanted.
@@ -64,10 +71,18 @@ class DeltaLog:
                 out[var] = mine
         return out
 
+    def _close(self, var, seg):
+        """``seg`` takes no more appends (sealed or released)."""
+        key = (var, seg.origin)
+        if self._open.get(key) is seg:
+            del self._open[key]
+
     def seal(self, segments_by_var):
-        for segs in segments_by_var.values():
+        for var, segs in segments_by_var.items():
             for s in segs:
-                s.sealed = True
+                if not s.sealed:
+                    s.sealed = True
+                    self._close(var, s)
         for var in segments_by_var:
             self._bound(var)
 
@@ -93,8 +108,10 @@ class DeltaLog:
             for s in self.by_var[var]:
                 if needed(s, var):
                     keep.append(s)
-                elif s.hi > self.trimmed_to:
+                    continue
+                if s.hi > self.trimmed_to:
                     self.trimmed_to = s.hi
+                self._close(var, s)
             if keep:
                 self.by_var[var] = keep
             else:

@@ -32,7 +32,6 @@ from lasp_edge import cbor, wire
 from lasp_edge.crdts.base import check_replica
 from lasp_edge.sync import messages as M
 from lasp_edge.sync.log import DeltaLog
-from lasp_edge.sync.split import split_payload
 
 # Event kinds returned by ``receive``.
 EV_BIRTH = "birth"
@@ -269,6 +268,7 @@ class Node:
             # Merge its data, but send nothing until its BIRTH tells us what it wants.
             self._queue_birth(p, True)
         accepted = {}
+        events = []
         for name, d in m.deltas.items():
             if self.interests is not None and name not in self.interests:
                 continue  # not something we asked for: never let it in
@@ -277,7 +277,12 @@ class Node:
                 if not self.auto_declare:
                     continue  # a variable we do not hold: not for us
             elif type(var) is not type(d) or var.params() != d.params():
-                return self._reject(p.id, "variable %r is a %s here" % (name, type(var).__name__))
+                # A configuration mismatch, not an attack: drop this variable (counted) and
+                # take the others, or one wrong declaration would stall every variable.
+                events += self._reject(
+                    p.id, "variable %r is a %s here" % (name, type(var).__name__)
+                )
+                continue
             if self.authorize is not None:
                 why = self.authorize(p.id, name, d)
                 if why:
@@ -298,7 +303,10 @@ class Node:
             # recv_to moves with the merged data, so one snapshot persists both together;
             # the ACK that announces it waits for ``commit``.
             p.recv_to = m.seq_to
-        return [(EV_MERGED, p.id, changed, (p.id, m.epoch, m.nparts > 1 and p.parts is not None))]
+        events.append(
+            (EV_MERGED, p.id, changed, (p.id, m.epoch, m.nparts > 1 and p.parts is not None))
+        )
+        return events
 
     def _all_parts(self, p, m):
         if m.nparts == 1:
@@ -339,7 +347,8 @@ class Node:
                 p.timeout = min(p.timeout * 2, self.max_timeout_ms)
             elif p.last_send is not None and now_ms - p.last_send < self.sync_period_ms:
                 continue
-            self._send_to(p, now_ms)
+            if not self._send_to(p, now_ms) and self.sync_period_ms:
+                p.last_send = now_ms  # nothing for it: look again one period from now
 
     def _retry_hello(self, p, now_ms):
         """Our BIRTH (or its answer) may have been lost: ask again, backing off."""
@@ -385,22 +394,23 @@ class Node:
         return bool(self.log.pending(p.acked, self._upto(), p.id, p.interests))
 
     def _send_to(self, p, now_ms):
+        """Queue what ``p`` still needs, as one DELTA (in parts); False if nothing was due."""
         upto = self._upto()
         if upto <= p.acked:
             p.need_full = False  # it holds all of our log there is: nothing to send
-            return
+            return False
         if p.need_full:
             if upto < self.log.last_seq:
-                return  # full state would include changes not yet durable: wait
+                return False  # full state would include changes not yet durable: wait
             segs = {}
             states = {n: v for n, v in self.vars.items() if p.wants(n) and not v.is_bottom()}
             if not states and upto == 0:
                 p.need_full = False
-                return
+                return False
         else:
             segs = self.log.pending(p.acked, upto, p.id, p.interests)
             if not segs:
-                return
+                return False
             states = {}
             for name, ss in segs.items():
                 d = ss[0].delta.copy()
@@ -421,6 +431,7 @@ class Node:
         self.log.seal(segs)
         p.inflight = (seq_to, now_ms)
         p.last_send = now_ms
+        return True
 
     def _pack(self, states):
         """Group ``{var: state}`` into message bodies of about ``max_payload`` bytes."""
@@ -434,7 +445,14 @@ class Node:
         for name in sorted(typed):
             tag, payload = typed[name]
             size = len(cbor.dumps(payload)) + len(name) + 4
-            pieces = [payload] if size <= budget else split_payload(tag, payload, budget)
+            if size <= budget:
+                pieces = [payload]
+            else:
+                # Imported only when a payload is too big: most nodes never split, and the
+                # splitter is ~2 KB of device heap once loaded.
+                from lasp_edge.sync.split import split_payload
+
+                pieces = split_payload(tag, payload, budget)
             for piece in pieces:
                 psize = len(cbor.dumps(piece)) + len(name) + 4
                 if cur and (used + psize > budget or name in cur):
@@ -495,7 +513,7 @@ class Node:
         for var, lo, hi, origin, sealed, typed in snap["segments"]:
             s = Segment(lo, hi, origin, wire.from_typed(typed))
             s.sealed = sealed
-            self.log.by_var.setdefault(var, []).append(s)
+            self.log.add_segment(var, s)
         self.peers = {}
         for pid, epoch, acked, recv_to, interests in snap["peers"]:
             p = self.peer(pid)

@@ -10,8 +10,15 @@ sent whole, possibly above the soft limit.
 """
 
 from lasp_edge import cbor
+from lasp_edge._compat import const
 
-_GCOUNTER, _PNCOUNTER, _GSET, _TWOPSET, _TOPK, _AWMAP = 1, 2, 3, 4, 10, 11
+# Wire tags (crdts/registry.py), as const()s: MicroPython inlines them and keeps no globals.
+_GCOUNTER = const(1)
+_PNCOUNTER = const(2)
+_GSET = const(3)
+_TWOPSET = const(4)
+_TOPK = const(10)
+_AWMAP = const(11)
 
 
 def _chunks(items, budget):

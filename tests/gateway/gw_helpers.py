@@ -1,0 +1,341 @@
+"""Helpers and fixtures for the gateway/aggregator tests: real brokers, services, bounded waits.
+
+Tests import helpers from here (``from gw_helpers import wait_until``), never from
+``conftest``: several test folders have a conftest.py, and which one a bare
+``import conftest`` finds depends on collection order.
+
+* ``mosquitto_broker`` (from tests/device/mosquitto.py, imported, not copied) and
+  ``second_broker``: real mosquitto processes on free loopback ports. Missing mosquitto
+  skips, except under CI=true where it fails.
+* ``amqtt_broker``: the embedded pure-Python broker (amqtt) in a thread.
+* ``Proc``: a ``lasp-edge gateway|aggregator`` subprocess that can be ``kill -9``'d and
+  restarted on the same files; it waits for the service's ``ready`` line.
+* ``wait_until``: every wait in these tests polls with a deadline; nothing asserts timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "device"))
+
+from mosquitto import (  # noqa: E402,F401  (the mosquitto_broker fixture)
+    Mosquitto,
+    find_mosquitto,
+    free_port,
+    mosquitto_broker_fixture,
+    require_or_skip,
+)
+
+REPO = HERE.parents[1]
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``pred`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            got = pred()
+            if got:
+                return got
+        except Exception as exc:  # e.g. the HTTP server is not up yet
+            last_exc = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                "timed out after %.0fs waiting for %s%s"
+                % (timeout, what, "" if last_exc is None else " (last error: %r)" % last_exc)
+            )
+        time.sleep(0.05)
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class ConfiguredMosquitto(Mosquitto):
+    """A ``Mosquitto`` with its own config lines (auth, ACL, TLS listeners).
+
+    The helper in tests/device writes an anonymous one-listener config; this subclass only
+    changes what is written. ``{port}`` in the lines is the main listener's port. ``user
+    root`` keeps mosquitto from dropping privileges before it reads 0600 files.
+    """
+
+    def __init__(self, binary: str, workdir: Path, lines: list[str], port: int | None = None):
+        super().__init__(binary, workdir, port)
+        self.lines = lines
+
+    def start(self) -> ConfiguredMosquitto:
+        assert self.proc is None, "already running"
+        self.starts += 1
+        conf = self.workdir / f"mosquitto-{self.port}-{self.starts}.conf"
+        body = "\n".join(line.format(port=self.port) for line in self.lines)
+        conf.write_text("user root\npersistence false\n" + body + "\n")
+        log = open(self.workdir / f"mosquitto-{self.port}-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf), "-v"], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        wait_until(
+            lambda: (
+                self.proc is not None and (self.proc.poll() is not None or _listening(self.port))
+            ),
+            10,
+            "mosquitto listening",
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError("mosquitto exited: %s" % self.log())
+        return self
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def configured_mosquitto(tmp_path: Path):
+    """``configured_mosquitto(lines)`` starts a broker with those config lines."""
+    made: list[ConfiguredMosquitto] = []
+    binary = require_or_skip("mosquitto", find_mosquitto())
+
+    def make(lines: list[str]) -> ConfiguredMosquitto:
+        d = tmp_path / ("broker-%d" % len(made))
+        d.mkdir()
+        b = ConfiguredMosquitto(binary, d, lines).start()
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def second_broker(tmp_path: Path):
+    """Another mosquitto (e.g. the aggregator's, when the gateway has an uplink broker)."""
+    d = tmp_path / "broker2"
+    d.mkdir()
+    broker = Mosquitto(require_or_skip("mosquitto", find_mosquitto()), d).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+class AmqttBroker:
+    """amqtt's broker on its own event loop thread, anonymous, on a loopback port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.broker: Any = None
+
+    def start(self) -> AmqttBroker:
+        from amqtt.broker import Broker
+
+        self.thread.start()
+
+        async def boot() -> None:
+            self.broker = Broker(
+                {
+                    "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % self.port}},
+                    "plugins": {
+                        "amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                            "allow_anonymous": True
+                        }
+                    },
+                }
+            )
+            await self.broker.start()
+
+        asyncio.run_coroutine_threadsafe(boot(), self.loop).result(15)
+        return self
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def amqtt_broker():
+    try:
+        import amqtt  # noqa: F401
+    except ImportError:
+        require_or_skip("amqtt (pip install amqtt)", None)
+    b = AmqttBroker(free_port()).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+class Proc:
+    """A ``lasp-edge`` service subprocess; ``start`` waits for its ``ready`` line."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
+        self.args = args
+        self.log_path = log_path
+        self.env = dict(os.environ, **(env or {}))
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "sdk"), str(REPO / "gateway"), self.env.get("PYTHONPATH", "")]
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_line = ""
+        self.starts = 0
+
+    def start(self, timeout: float = 30.0) -> Proc:
+        assert self.proc is None
+        self.starts += 1
+        log = open(self.log_path, "ab")  # noqa: SIM115 (handed to the child)
+        log.write(b"=== start %d\n" % self.starts)
+        log.flush()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lasp_edge.cli", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=self.env,
+        )
+        log.close()
+        box: list[str] = []
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace")
+                if "ready" in line and not box:
+                    box.append(line.strip())
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            wait_until(lambda: box or self.proc.poll() is not None, timeout, "service ready")
+        except AssertionError:
+            self.kill9()
+            raise AssertionError("service did not start:\n" + self.log()) from None
+        if not box:
+            code = self.proc.returncode
+            self.proc = None
+            raise AssertionError("service exited with %s:\n%s" % (code, self.log()))
+        self.ready_line = box[0]
+        return self
+
+    def kill9(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+
+    def stop(self) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        return proc.returncode
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture
+def procs():
+    """Start services with ``procs(args, name)``; all are stopped after the test."""
+    made: list[Proc] = []
+
+    def make(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> Proc:
+        p = Proc(args, log_path, env)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.kill9()
+
+
+def gateway_args(port: int, db: Path, **kw: Any) -> list[str]:
+    """Fast settings for tests: short periods and timeouts."""
+    args = [
+        "gateway",
+        "--broker",
+        "127.0.0.1:%d" % port,
+        "--db",
+        str(db),
+        "--forward-period-ms",
+        str(kw.pop("forward_period_ms", 100)),
+        "--ack-timeout-ms",
+        "500",
+        "--max-timeout-ms",
+        "2000",
+        "--status-period-ms",
+        str(kw.pop("status_period_ms", 300)),
+        "--synchronous",
+        kw.pop("synchronous", "normal"),
+    ]
+    for k, v in kw.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    return args
+
+
+def aggregator_args(port: int, db: Path, http_port: int, **kw: Any) -> list[str]:
+    args = [
+        "aggregator",
+        "--broker",
+        "127.0.0.1:%d" % port,
+        "--db",
+        str(db),
+        "--program",
+        kw.pop("program", "gw_programs:ad_counter"),
+        "--program-path",
+        str(HERE),
+        "--http",
+        "127.0.0.1:%d" % http_port,
+        "--sync-period-ms",
+        "100",
+        "--ack-timeout-ms",
+        "500",
+        "--max-timeout-ms",
+        "2000",
+        "--synchronous",
+        kw.pop("synchronous", "normal"),
+    ]
+    if kw.pop("trusted", True):
+        args.append("--trusted")
+    for k, v in kw.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    return args
