@@ -18,9 +18,11 @@ Rules that make "nothing lost, nothing counted twice" hold:
    loss, duplication and reordering are repaired by the next send (join is idempotent).
 4. *Epochs order sessions.* Every boot has a higher epoch. Messages from an older epoch of
    a peer are stale and dropped; a DEATH (MQTT last will) counts only for the current one.
-5. *Gaps rebirth.* A DELTA that starts past what we hold of that peer's log (we lost our
-   record, or it thinks we have more) makes us answer with our BIRTH, whose ``recv_to`` is
-   authoritative: the peer rewinds, and sends full state if its log was released that far.
+5. *Gaps rebirth.* A DELTA that starts past what we hold of that peer's log (we restarted
+   and lost our record of it) makes us answer with our BIRTH. The ``recv_to`` of a BIRTH
+   that opens a new session (a higher epoch) is authoritative: the peer rewinds, and sends
+   full state if its log was released that far. Within a session a BIRTH only ever moves
+   the mark forward, so a duplicated or late copy cannot make a peer resend old data.
 
 One message is in flight per peer (stop-and-wait with the join of everything pending);
 a lost message or ack is repaired after ``ack_timeout_ms``, doubled per retry up to
