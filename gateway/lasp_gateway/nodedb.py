@@ -33,11 +33,11 @@ fsyncs the WAL at each commit (survives power loss); ``"normal"`` survives ``kil
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from lasp_edge import cbor, wire
+from lasp_edge.store.persistence import open_exclusive_wal
 from lasp_edge.sync import Node
 
 SCHEMA_VERSION = 1
@@ -85,30 +85,14 @@ class NodeDB:
         self.rows_written = 0
         self.bytes_written = 0  # payload bytes (states, deltas) written by saves
         self._ids: dict[Any, bytes] = {}  # replica id -> its CBOR (peer keys, origins)
-        self.conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=0.5
-        )
+        self.conn = open_exclusive_wal(path, synchronous, "gateway or aggregator process")
         try:
-            self._open(synchronous)
-        except sqlite3.OperationalError as exc:
-            self.conn.close()
-            if "locked" in str(exc):
-                raise ValueError("%s is in use by another process (%s)" % (path, exc)) from None
-            raise
+            self._init_schema()
         except BaseException:
             self.conn.close()
             raise
 
-    def _open(self, synchronous: str) -> None:
-        # One process per file: two gateways writing as one replica would reuse its
-        # sequence numbers. EXCLUSIVE locking before WAL needs no shared-memory index.
-        self.conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError("SQLite refused WAL mode for %s" % self.path)
-        self.conn.execute("BEGIN EXCLUSIVE")  # take the lock now, hold it until close
-        self.conn.execute("COMMIT")
-        self.conn.execute("PRAGMA synchronous=%s" % synchronous.upper())
+    def _init_schema(self) -> None:
         self.conn.executescript(_SCHEMA)
         schema = self.meta_get("schema")
         if schema is None:

@@ -41,6 +41,38 @@ SCHEMA_VERSION = 1
 MIN_CHECKPOINT_BYTES = 64 * 1024
 SYNCHRONOUS = ("full", "normal")
 
+
+def open_exclusive_wal(path: str, synchronous: str, owner: str) -> sqlite3.Connection:
+    """One SQLite connection in WAL mode that owns ``path`` until it is closed.
+
+    One owner per file: two processes writing as the same replica would reuse its dots and
+    sequence numbers. EXCLUSIVE locking (set before WAL, so no shared-memory index is
+    needed) keeps the write lock from the first transaction until close; it is taken right
+    away, so a second owner fails at open with a clear ``ValueError`` naming ``owner``.
+    ``isolation_level=None``: callers issue BEGIN/COMMIT themselves.
+    """
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError("synchronous must be one of %s" % ", ".join(SYNCHRONOUS))
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0.5)
+    try:
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError("SQLite refused WAL mode for %s (got %s)" % (path, mode))
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA synchronous=%s" % synchronous.upper())
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc):
+            raise ValueError("%s is open in another %s (%s)" % (path, owner, exc)) from None
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS vars (
@@ -59,35 +91,15 @@ class Database:
     """Thin, logic-free access to the file; the Store decides what to write and when."""
 
     def __init__(self, path: str, synchronous: str = "full") -> None:
-        if synchronous not in SYNCHRONOUS:
-            raise ValueError("synchronous must be one of %s" % ", ".join(SYNCHRONOUS))
         self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
-        self.conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=0.5
-        )
-        # One owner per file: two stores writing as the same replica would reuse its dots.
-        # EXCLUSIVE locking (set before WAL, so no shared-memory index is needed) keeps the
-        # write lock from the first transaction until close; take it right away.
+        self.conn = open_exclusive_wal(path, synchronous, "Store")
         try:
-            self._open(synchronous)
-        except sqlite3.OperationalError as exc:
-            self.conn.close()
-            if "locked" in str(exc):
-                raise ValueError("%s is open in another Store (%s)" % (path, exc)) from None
-            raise
+            self._init_schema()
         except BaseException:
             self.conn.close()
             raise
 
-    def _open(self, synchronous: str) -> None:
-        self.conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError("SQLite refused WAL mode for %s (got %s)" % (self.path, mode))
-        self.conn.execute("BEGIN EXCLUSIVE")
-        self.conn.execute("COMMIT")
-        self.conn.execute("PRAGMA synchronous=%s" % synchronous.upper())
+    def _init_schema(self) -> None:
         self.conn.executescript(_SCHEMA)
         stored = self.meta_get("schema")
         if stored is None:
