@@ -25,7 +25,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --config-file micropython/mypy.ini
+	$(VENV)/bin/mypy --config-file micropython/mypy.ini \
+	    --custom-typeshed-dir "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
