@@ -141,7 +141,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def cmd_aggregator(args: argparse.Namespace) -> int:
     from lasp_gateway.aggregator import Aggregator, AggregatorConfig, load_program
-    from lasp_gateway.http_api import ApiServer, aggregator_routes
+    from lasp_gateway.http_api import ApiServer, aggregator_routes, dashboard_html
     from lasp_gateway.topics import replica_from_level
 
     _setup_logging(args.log_level)
@@ -160,7 +160,11 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
         synchronous=args.synchronous,
     )
     agg = Aggregator(cfg)
-    http = None if not args.http else ApiServer(args.http, aggregator_routes(agg))
+    http = (
+        None
+        if not args.http
+        else ApiServer(args.http, aggregator_routes(agg), index=dashboard_html())
+    )
     return _serve(agg, http, "aggregator")
 
 

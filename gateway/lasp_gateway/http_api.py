@@ -52,19 +52,31 @@ def jsonable(x: Any) -> Any:
 
 
 class ApiServer:
-    """Serve ``routes`` (``{"/api/x": fn}``; a route ending in ``/`` takes the rest)."""
+    """Serve ``routes`` (``{"/api/x": fn}``; a route ending in ``/`` takes the rest).
 
-    def __init__(self, address: str, routes: dict[str, Route]) -> None:
+    ``index``, if given, is an HTML page served at ``/`` (the aggregator's dashboard): it
+    is static and fetches the JSON routes itself, so the server stays read-only and
+    stateless.
+    """
+
+    def __init__(self, address: str, routes: dict[str, Route], index: bytes | None = None) -> None:
         host, port = parse_hostport(address, 8080)
         self.routes = routes
+        self.index = index
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                status, body = api.handle(urlsplit(self.path).path)
-                data = json.dumps(body, indent=1, sort_keys=True).encode()
+                path = urlsplit(self.path).path
+                if api.index is not None and path in ("/", "/index.html"):
+                    data, ctype = api.index, "text/html; charset=utf-8"
+                    status = 200
+                else:
+                    status, body = api.handle(path)
+                    data = json.dumps(body, indent=1, sort_keys=True).encode()
+                    ctype = "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Access-Control-Allow-Origin", "*")
                 self.end_headers()
@@ -109,6 +121,17 @@ class ApiServer:
                 log.exception("http %s failed", path)
                 return 500, {"error": "%s: %s" % (type(exc).__name__, exc)}
         return 404, {"error": "no route %s" % path, "routes": sorted(self.routes)}
+
+
+def dashboard_html() -> bytes:
+    """The dashboard page (``dashboard.html``, package data next to this module).
+
+    Read through ``importlib.resources`` so it is found from a wheel or a zip as well as
+    from the source tree.
+    """
+    from importlib import resources
+
+    return resources.files("lasp_gateway").joinpath("dashboard.html").read_bytes()
 
 
 def aggregator_routes(agg: Any) -> dict[str, Route]:

@@ -6,10 +6,23 @@ import sys
 
 
 def _cmd_demo(args):
+    if not args.local:
+        from lasp_gateway.fleet_demo import run as fleet
+
+        return fleet(
+            devices=20 if args.devices is None else args.devices,
+            sync_period=args.sync_period,
+            duration=args.duration,
+            ads=args.thresholds,
+            view_ms=args.view_ms,
+            offline=args.offline,
+            seed=args.seed,
+            workdir=args.workdir,
+        )
     from lasp_edge.demo import run
 
     return run(
-        devices=args.devices,
+        devices=5 if args.devices is None else args.devices,
         rounds=args.rounds,
         ads=args.ads,
         loss=args.loss,
@@ -94,12 +107,26 @@ def build_parser():
     p = argparse.ArgumentParser(prog="lasp-edge", description="Lasp lattice processing at the edge")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="replicas counting offline and converging over a lossy network")
-    d.add_argument("--devices", type=int, default=5)
-    d.add_argument("--rounds", type=int, default=30)
-    d.add_argument("--ads", type=int, default=4)
-    d.add_argument("--loss", type=float, default=0.2, help="message loss probability")
-    d.add_argument("--dup", type=float, default=0.1, help="message duplication probability")
+    d = sub.add_parser(
+        "demo",
+        help="the fleet: broker, aggregator, gateway and MicroPython devices, with a dashboard",
+    )
+    d.add_argument("--devices", type=int, help="number of devices (default 20; --local: 5)")
+    d.add_argument("--sync-period", type=float, default=1.0, help="device sync period, seconds")
+    d.add_argument("--duration", type=float, default=45.0, help="seconds, drain included")
+    d.add_argument("--thresholds", help="ads and thresholds, e.g. ad-1:100,ad-2:300")
+    d.add_argument("--view-ms", type=int, default=200, help="a device counts about this often")
+    d.add_argument("--offline", type=int, help="devices going offline (default devices/4)")
+    d.add_argument("--workdir", help="keep the run's files here (default: a temporary dir)")
+    d.add_argument(
+        "--local",
+        action="store_true",
+        help="the in-process simulation instead: replicas over a lossy network",
+    )
+    d.add_argument("--rounds", type=int, default=30, help="--local only")
+    d.add_argument("--ads", type=int, default=4, help="--local only")
+    d.add_argument("--loss", type=float, default=0.2, help="--local: message loss probability")
+    d.add_argument("--dup", type=float, default=0.1, help="--local: duplication probability")
     d.add_argument("--seed", type=int, default=1)
     d.set_defaults(fn=_cmd_demo)
 

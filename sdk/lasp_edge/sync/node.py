@@ -62,6 +62,7 @@ class Peer:
         self.last_seen = None
         self.hello_at = None  # when we last asked for its birth and got none yet
         self.hello_wait = 0
+        self.checked = -1  # log position at which nothing was pending for it (cheap ticks)
 
     def wants(self, var):
         return self.interests is None or var in self.interests
@@ -242,6 +243,7 @@ class Node:
         p.timeout = self.ack_timeout_ms
         p.last_send = None
         p.parts = None
+        p.checked = -1  # its interests may have changed
         # ``holds`` names types only, not parameters (TopK's k, AWMap's value type), so
         # auto-declared variables are created from the first delta, which carries them.
         if m.ask:
@@ -349,8 +351,10 @@ class Node:
                 p.timeout = min(p.timeout * 2, self.max_timeout_ms)
             elif p.last_send is not None and now_ms - p.last_send < self.sync_period_ms:
                 continue
-            if not self._send_to(p, now_ms) and self.sync_period_ms:
-                p.last_send = now_ms  # nothing for it: look again one period from now
+            if p.checked == self._upto() and not p.need_full:
+                continue  # nothing was pending for it and nothing was logged since
+            if not self._send_to(p, now_ms):
+                p.checked = self._upto()
 
     def _retry_hello(self, p, now_ms):
         """Our BIRTH (or its answer) may have been lost: ask again, backing off."""
