@@ -25,7 +25,6 @@ exactly once (from the program's ledger, one line per callback run).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -42,6 +41,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from lasp_gateway.embedded_broker import EmbeddedBroker
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (firmware_examples/, micropython/)
 
 
@@ -49,41 +50,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class EmbeddedBroker:
-    """amqtt's broker on its own event-loop thread: anonymous, loopback only."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.broker: Any = None
-
-    def start(self) -> EmbeddedBroker:
-        from amqtt.broker import Broker
-
-        self.thread.start()
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % self.port}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
-        }
-
-        async def boot() -> None:
-            self.broker = Broker(config)
-            await self.broker.start()
-
-        asyncio.run_coroutine_threadsafe(boot(), self.loop).result(15)
-        return self
-
-    def stop(self) -> None:
-        if self.broker is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class LinkProxy:

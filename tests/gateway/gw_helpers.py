@@ -15,8 +15,6 @@ Tests import helpers from here (``from gw_helpers import wait_until``), never fr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lasp_gateway.embedded_broker import EmbeddedBroker
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "device"))
@@ -143,51 +143,13 @@ def second_broker(tmp_path: Path):
         broker.stop()
 
 
-class AmqttBroker:
-    """amqtt's broker on its own event loop thread, anonymous, on a loopback port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.broker: Any = None
-
-    def start(self) -> AmqttBroker:
-        from amqtt.broker import Broker
-
-        self.thread.start()
-
-        async def boot() -> None:
-            self.broker = Broker(
-                {
-                    "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % self.port}},
-                    "plugins": {
-                        "amqtt.plugins.authentication.AnonymousAuthPlugin": {
-                            "allow_anonymous": True
-                        }
-                    },
-                }
-            )
-            await self.broker.start()
-
-        asyncio.run_coroutine_threadsafe(boot(), self.loop).result(15)
-        return self
-
-    def stop(self) -> None:
-        if self.broker is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 @pytest.fixture
 def amqtt_broker():
     try:
         import amqtt  # noqa: F401
     except ImportError:
         require_or_skip("amqtt (pip install amqtt)", None)
-    b = AmqttBroker(free_port()).start()
+    b = EmbeddedBroker(free_port()).start()
     try:
         yield b
     finally:
