@@ -26,6 +26,7 @@ speak:
 Run one of the examples' server.py with ``--help`` for its options.
 """
 
+import argparse
 import os
 import sys
 import threading
@@ -36,6 +37,49 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sdk"))
 
 from lasp_edge.sync import Node  # noqa: E402
+
+
+def server_args(description, state_dir):
+    """The options every example server shares: broker, credentials, gateway id, state."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--broker", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--username")
+    ap.add_argument("--password")
+    ap.add_argument("--gateway-id", default="gw", help="the devices' GATEWAY_ID")
+    ap.add_argument("--state-dir", default=state_dir)
+    ap.add_argument("--run-s", type=float, default=0, help="stop after this long (0: never)")
+    return ap
+
+
+def bridge_for(store, args, **kw):
+    """A ``Bridge`` configured from ``server_args`` options; ``kw``: writable, down, ..."""
+    return Bridge(
+        store,
+        args.broker,
+        args.port,
+        replica=args.gateway_id,
+        state_dir=args.state_dir,
+        username=args.username,
+        password=args.password,
+        **kw,
+    )
+
+
+def print_changes(run_s, view, show, period_s=0.2):
+    """Every ``period_s``, print ``show(v)`` when ``v = view()`` changed; stop after
+    ``run_s`` seconds (0: until Ctrl-C)."""
+    t0 = time.monotonic()
+    last = None
+    try:
+        while not run_s or time.monotonic() - t0 < run_s:
+            v = view()
+            if v != last:
+                last = v
+                print(show(v), flush=True)
+            time.sleep(period_s)
+    except KeyboardInterrupt:
+        pass
 
 
 def boot_epoch(state_dir):

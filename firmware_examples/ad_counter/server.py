@@ -22,17 +22,15 @@ Ctrl-C stops it; running it again continues from its SQLite file (nothing billed
 ``--run-s N`` stops after N seconds (tests).
 """
 
-import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server_bridge
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk"))
 
-from server_bridge import Bridge  # noqa: E402
+from server_bridge import bridge_for, print_changes, server_args  # noqa: E402
 
 from lasp_edge.store import Store  # noqa: E402
 
@@ -87,47 +85,25 @@ def arm_billing(store, ads, threshold, billing):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--broker", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
-    ap.add_argument("--username")
-    ap.add_argument("--password")
-    ap.add_argument("--gateway-id", default="gw", help="the devices' GATEWAY_ID")
+    ap = server_args(__doc__.split("\n")[0], "ad_server")
     ap.add_argument("--ads", default="ad-1,ad-2,ad-3")
     ap.add_argument("--threshold", type=int, default=500)
-    ap.add_argument("--state-dir", default="ad_server")
-    ap.add_argument("--run-s", type=float, default=0, help="stop after this long (0: never)")
     args = ap.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     ads = [a for a in args.ads.split(",") if a]
     store = Store("server", os.path.join(args.state_dir, "store.db"))
     billing = Billing(os.path.join(args.state_dir, "bills.jsonl"))
     declare_program(store, ads)
-    bridge = Bridge(
-        store,
-        args.broker,
-        args.port,
-        replica=args.gateway_id,
-        writable=("impressions",),
-        down=("ads",),
-        state_dir=args.state_dir,
-        username=args.username,
-        password=args.password,
-    )
+    bridge = bridge_for(store, args, writable=("impressions",), down=("ads",))
     arm_billing(store, ads, args.threshold, billing)  # may bill at once (after a restart)
     bridge.start()
     print("serving ads %s, threshold %d" % (sorted(store.query("ads")), args.threshold), flush=True)
-    t0 = time.monotonic()
-    last = None
     try:
-        while not args.run_s or time.monotonic() - t0 < args.run_s:
-            time.sleep(0.2)
-            view = (sorted(store.query("ads")), sorted(store.query("impressions").items()))
-            if view != last:
-                last = view
-                print("ads %s impressions %s" % (view[0], dict(view[1])), flush=True)
-    except KeyboardInterrupt:
-        pass
+        print_changes(
+            args.run_s,
+            lambda: (sorted(store.query("ads")), sorted(store.query("impressions").items())),
+            lambda v: "ads %s impressions %s" % (v[0], dict(v[1])),
+        )
     finally:
         bridge.close()
         store.close()

@@ -15,16 +15,14 @@ only it held. ``--evict DEVICE`` removes a decommissioned device's slot.
     .venv/bin/python firmware_examples/leaderboard/server.py --broker 127.0.0.1 --k 10
 """
 
-import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server_bridge
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk"))
 
-from server_bridge import Bridge  # noqa: E402
+from server_bridge import bridge_for, print_changes, server_args  # noqa: E402
 
 from lasp_edge.store import Store  # noqa: E402
 
@@ -35,45 +33,20 @@ def declare_program(store, k):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--broker", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
-    ap.add_argument("--username")
-    ap.add_argument("--password")
-    ap.add_argument("--gateway-id", default="gw")
+    ap = server_args(__doc__.split("\n")[0], "leaderboard_server")
     ap.add_argument("--k", type=int, default=10, help="must match the devices' K")
-    ap.add_argument("--state-dir", default="leaderboard_server")
     ap.add_argument("--evict", action="append", default=[], help="drop a device's slot")
-    ap.add_argument("--run-s", type=float, default=0, help="stop after this long (0: never)")
     args = ap.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     store = Store("server", os.path.join(args.state_dir, "store.db"))
     declare_program(store, args.k)
     for dev in args.evict:
         store.evict("leaderboard", dev)
-    bridge = Bridge(
-        store,
-        args.broker,
-        args.port,
-        replica=args.gateway_id,
-        writable=("leaderboard",),
-        keyed=("leaderboard",),
-        down=(),
-        state_dir=args.state_dir,
-        username=args.username,
-        password=args.password,
+    bridge = bridge_for(
+        store, args, writable=("leaderboard",), keyed=("leaderboard",), down=()
     ).start()
-    t0 = time.monotonic()
-    last = None
     try:
-        while not args.run_s or time.monotonic() - t0 < args.run_s:
-            time.sleep(0.2)
-            top = store.query("leaderboard")
-            if top != last:
-                last = top
-                print("GLOBAL %s" % (top,), flush=True)
-    except KeyboardInterrupt:
-        pass
+        print_changes(args.run_s, lambda: store.query("leaderboard"), lambda v: "GLOBAL %s" % (v,))
     finally:
         bridge.close()
         store.close()

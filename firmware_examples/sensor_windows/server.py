@@ -14,7 +14,6 @@ the last ``--show`` windows. ORIGIN_MS (2024-01-01) keeps indexes small ints on 
     .venv/bin/python firmware_examples/sensor_windows/server.py --broker 127.0.0.1
 """
 
-import argparse
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server_bridge
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk"))
 
-from server_bridge import Bridge  # noqa: E402
+from server_bridge import bridge_for, server_args  # noqa: E402
 
 from lasp_edge.store import Store  # noqa: E402
 
@@ -49,31 +48,14 @@ def averages(store):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--broker", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
-    ap.add_argument("--username")
-    ap.add_argument("--password")
-    ap.add_argument("--gateway-id", default="gw")
+    ap = server_args(__doc__.split("\n")[0], "sensor_server")
     ap.add_argument("--window-ms", type=int, default=300000, help="must match the devices")
     ap.add_argument("--show", type=int, default=6, help="windows printed")
-    ap.add_argument("--state-dir", default="sensor_server")
-    ap.add_argument("--run-s", type=float, default=0, help="stop after this long (0: never)")
     args = ap.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     store = Store("server", os.path.join(args.state_dir, "store.db"))
     declare_program(store)
-    bridge = Bridge(
-        store,
-        args.broker,
-        args.port,
-        replica=args.gateway_id,
-        writable=("tsum", "tcount"),
-        down=("window",),
-        state_dir=args.state_dir,
-        username=args.username,
-        password=args.password,
-    ).start()
+    bridge = bridge_for(store, args, writable=("tsum", "tcount"), down=("window",)).start()
     t0 = time.monotonic()
     last = None
     try:
