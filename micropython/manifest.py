@@ -14,6 +14,7 @@ package(
         "__init__.py",
         "_compat.py",
         "cbor.py",
+        "cbor_rare.py",
         "wire.py",
         "crdts/__init__.py",
         "crdts/awmap.py",

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lasp_edge.cbor as cbor
+import lasp_edge.cbor_rare as cbor_rare
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "cbor.json"
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -539,6 +540,66 @@ def test_dumps_is_byte_identical_to_cbor2_canonical(x):
     assert cbor.dumps(x) == cbor2.dumps(x, canonical=True)
 
 
+def _dumped(x, chunk):
+    """What ``cbor.dump`` hands over, as a list of bytes (it reuses its buffer)."""
+    pieces: list = []
+    cbor.dump(x, lambda piece: pieces.append(bytes(piece)), chunk)
+    return pieces
+
+
+@slow_ok
+@given(values, st.integers(1, 200))
+def test_streaming_dump_writes_the_bytes_of_dumps(x, chunk):
+    pieces = _dumped(x, chunk)
+    assert b"".join(pieces) == cbor.dumps(x)
+    assert all(pieces)  # never an empty write
+
+
+def test_streaming_dump_hands_over_small_pieces():
+    """The point of dump: a record made of arrays and text-keyed maps never needs a buffer
+    much larger than ``chunk`` plus one leaf, however big the record."""
+    record = [1, {"vars": {"v%d" % i: [i, b"x" * 40] for i in range(50)}, "log": list(range(300))}]
+    pieces = _dumped(record, 64)
+    assert b"".join(pieces) == cbor.dumps(record)
+    assert len(pieces) > 20
+    assert max(len(p) for p in pieces) < 64 + 45
+
+
+def _lazy_answer():
+    return [7, b"x"]
+
+
+def test_streaming_dump_calls_lazy_values_when_their_turn_comes():
+    """A function or closure value is built only when the encoder reaches it, in canonical
+    key order, and encodes like the value it returns; other callables are refused."""
+    calls = []
+
+    def part(name, value):
+        def build():
+            calls.append(name)
+            return value
+
+        return build
+
+    record = [1, {"bb": part("bb", {"x": 1}), "a": part("a", [1, 2]), "c": _lazy_answer}]
+    plain = [1, {"bb": {"x": 1}, "a": [1, 2], "c": [7, b"x"]}]
+    assert b"".join(_dumped(record, 4)) == cbor.dumps(plain)
+    assert calls == ["a", "bb"]  # "a" sorts first (shorter), whatever the dict order
+    for value in (bool, [len], {"k": str.upper}):
+        with pytest.raises(cbor.CBOREncodeError):
+            _dumped(value, 4)
+
+
+@pytest.mark.parametrize(
+    "value", [[1, {"a": [2**70]}], {"k": 1.5j}, [{"a": nested(cbor.DEFAULT_MAX_DEPTH)}]], ids=repr
+)
+def test_streaming_dump_refuses_what_dumps_refuses(value):
+    with pytest.raises(cbor.CBOREncodeError):
+        cbor.dumps(value)
+    with pytest.raises(cbor.CBOREncodeError):
+        _dumped(value, 16)
+
+
 @slow_ok
 @given(values)
 def test_round_trip(x):
@@ -593,7 +654,7 @@ def utf8_like_cpython(raw):
         valid = True
     except UnicodeDecodeError:
         valid = False
-    assert cbor._utf8_ok(raw) is valid, raw.hex()
+    assert cbor_rare.utf8_ok(raw) is valid, raw.hex()
 
 
 # Lead bytes and the edges of the continuation ranges that RFC 3629 treats specially.

@@ -6,7 +6,9 @@ Modules, imported lazily by the app so a device only pays RAM for what it uses:
 * ``flashstore`` crash-safe snapshot file (temp file + atomic rename) and FAT detection
 * ``ticks``      ``ticks_ms``/``ticks_diff``/``ticks_add`` (MicroPython, or a CPython shim)
 * ``hw``         tiny hardware shims (WiFi, button, LED, temperature) with unix fallbacks
-* ``transport``  MQTT session with reconnect and backoff; ``mqtt`` a umqtt.simple client
+* ``transport``  MQTT session with reconnect and backoff; ``mqtt`` a umqtt.simple client;
+  ``meter`` counts socket reads for third-party clients (loaded only for them)
+* ``sensors``    the LED and temperature sensor that ``hw`` re-exports (loaded on first use)
 
 See micropython/README.md.
 """

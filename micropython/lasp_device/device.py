@@ -253,15 +253,24 @@ class Device:
         if cb is not None:
             cb(False)
         seq = self.node.log.last_seq
-        payload = cbor.dumps([_FORMAT, self.node.snapshot(), self.app])
-        if self.probe is not None:
-            self.probe()
-        self.store.save(payload)
-        del payload
+        self.store.save(self._record)
         self.node.mark_durable(seq)
         self._dirty = 0
         if cb is not None:
             cb(True)
+
+    def _record(self, write):
+        """Stream the snapshot record ``[format, node snapshot, app data]`` to ``write``.
+
+        The flush is the device's high-water point: the snapshot tree (several times the
+        size of its encoding on a 64-bit port) exists while it is encoded. ``cbor.dump``
+        hands the encoding to the store in small pieces, so no buffer the size of the
+        record is ever needed (on a fragmented heap that, not the total, is what fails).
+        """
+        rec = [_FORMAT, self.node.snapshot(True), self.app]
+        cbor.dump(rec, write)
+        if self.probe is not None:
+            self.probe()  # with the tree still alive: the peak
 
     # -- time ----------------------------------------------------------------------------
 

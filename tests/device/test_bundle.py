@@ -9,10 +9,11 @@ import os
 import posixpath
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
-from fleet_helpers import (  # noqa: F401 (unix_bundle is a fixture)
+from fleet_helpers import (  # noqa: F401 (unix_bundle, unix_romfs are fixtures)
     MOSQUITTO,
     ROOT,
     RUNTIME,
@@ -24,7 +25,9 @@ from fleet_helpers import (  # noqa: F401 (unix_bundle is a fixture)
     parse_oracle,
     reap,
     require,
+    romfs_launch,
     unix_bundle,
+    unix_romfs,
 )
 
 from lasp_edge.tooling import bundle as B
@@ -94,6 +97,58 @@ def test_bundle_excludes_cpython_only_code(unix_bundle):  # noqa: F811
     names = {p.name for p in Path(unix_bundle).rglob("*.mpy")}
     for cpython_only in ("cli.mpy", "demo.mpy", "core.mpy", "bundle.mpy", "flash.mpy"):
         assert cpython_only not in names
+
+
+def test_romfs_image_holds_exactly_the_bundle(unix_romfs, unix_bundle):  # noqa: F811
+    """The ROMFS image MicroPython mounts holds every bundle file, byte for byte."""
+    micropython = require(find_micropython(), "micropython (the unix port)")
+    lib = Path(unix_bundle)
+    files = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*.mpy"))
+    script = lib.parent / "list_rom.py"
+    script.write_text(
+        "import binascii, sys\n"
+        "for rel in sys.argv[1:]:\n"
+        "    with open('/rom/' + rel, 'rb') as f:\n"
+        "        print(rel, binascii.crc32(f.read()))\n"
+    )
+    r = subprocess.run(
+        romfs_launch.command(unix_romfs, "64K", script, *files),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, micropython + "\n" + r.stdout + r.stderr
+    want = ["%s %d" % (f, zlib.crc32((lib / f).read_bytes())) for f in files]
+    assert r.stdout.split("\n")[: len(want)] == want
+
+
+def _total(sizes):
+    return sum(n for _rel, n in sizes)
+
+
+def test_line_numbers_default_per_target_and_romfs_flag(mpy_cross_tool, tmp_path):
+    """esp32/rp2 bundles (what users flash) drop the line-number tables unless asked;
+    unix (what CI runs) keeps them. ``--romfs`` also writes OUT/lasp.romfs, exactly the
+    image ``romfs_image`` packs from OUT/lib."""
+    for target in ("esp32", "rp2"):
+        plain = _total(B.bundle(tmp_path / target / "a", target))
+        assert plain == _total(B.bundle(tmp_path / target / "b", target, source_lines=False))
+        assert plain < _total(B.bundle(tmp_path / target / "c", target, source_lines=True))
+    unix = _total(B.bundle(tmp_path / "u" / "a", "unix"))
+    assert unix == _total(B.bundle(tmp_path / "u" / "b", "unix", source_lines=True))
+    assert unix > _total(B.bundle(tmp_path / "u" / "c", "unix", source_lines=False))
+
+    out = tmp_path / "cli"
+    r = cli("bundle", "--target", "esp32", "--source-lines", "--romfs", out)
+    assert r.returncode == 0, r.stderr
+    assert _total(B.bundle(tmp_path / "lines", "esp32", source_lines=True)) == sum(
+        p.stat().st_size for p in (out / "lib").rglob("*.mpy")
+    )
+    image = (out / "lasp.romfs").read_bytes()
+    assert image == B.romfs_image(out / "lib")
+    assert "romfs deploy %s" % (out / "lasp.romfs") in r.stdout
+    r = cli("bundle", "--source-lines", "--no-source-lines", tmp_path / "both")
+    assert r.returncode == 2 and "not allowed with" in r.stderr
 
 
 def test_bundle_errors_are_clear(tmp_path):

@@ -21,7 +21,7 @@ import random
 import time
 
 import pytest
-from fleet_helpers import (  # noqa: F401 (unix_bundle is a fixture)
+from fleet_helpers import (  # noqa: F401 (unix_bundle, unix_romfs are fixtures)
     MOSQUITTO,
     ROOT,
     Broker,
@@ -33,6 +33,7 @@ from fleet_helpers import (  # noqa: F401 (unix_bundle is a fixture)
     reap,
     require,
     unix_bundle,
+    unix_romfs,
     wait_for,
 )
 
@@ -182,15 +183,26 @@ def test_kill9_loses_nothing_flushed_and_counts_nothing_twice(
     assert f[2] >= 150
 
 
-# The unix port is 64-bit and loads .mpy bytecode into the heap: importing the core and the
-# runtime alone takes ~107 KB here (128K is the smallest heapsize that runs, 120K fails at
-# import), so the 64K device budget cannot be met on this port. What the figure shows is
-# the app's data on top of the code (peak_data) and that it does not grow (end_live).
-HEAP = "160K"
+# The device budget. The code runs from the bundle packed as ROMFS, executed in place as on a
+# board (romfs_launch.py): loaded as .mpy files instead, the 64-bit unix port copies ~74 KB of
+# bytecode into the heap and the app needs 128K. From ROMFS the live heap after boot is ~59 KB
+# (function, class and module objects ~35 KB, qstr pools ~12 KB, the app's main.py compiled
+# from source ~3 KB, device objects). The high-water point is a flush: cbor.dump streams
+# the snapshot to flash in 64-byte pieces, building its variables and its log segments one
+# after the other (Node.snapshot(lazy=True)); sampled peak ~65 KB. 68K passes; at 66K the
+# device never manages to connect (no room for the socket and client), 64K fails earlier.
+# Issue 4 asks for 64K: not met yet on this port (micropython/README.md, "RAM", says where
+# the heap goes). HEAP is the smallest heap that passes, so this test fails as soon as the
+# app grows; lower it as the code shrinks. Beware the qstr cliff: the ad counter interns ~600
+# names and the 620th allocates a new ~7 KB pool.
+HEAP = "68K"
+# The goal for the peak live heap (gc.mem_alloc() after gc.collect()), recorded, not asserted:
+# the assertion is that the app runs at all in HEAP, which fails the moment it stops fitting.
+PEAK_GOAL = 32 * 1024
 
 
-def test_heap_budget_run(micropython, broker, gateway, tmp_path, unix_bundle):  # noqa: F811
-    """10,000 updates and 100 sync round trips from the .mpy bundle; record the peak heap.
+def test_heap_budget_run(micropython, broker, gateway, tmp_path, unix_romfs):  # noqa: F811
+    """10,000 updates and 100 sync round trips in a ``HEAP`` heap, from the bundle as ROMFS.
 
     The figure is the peak of gc.mem_alloc() right after gc.collect(), sampled every 50
     loop passes and at the device's high-water point (snapshot encoded, before the write).
@@ -210,7 +222,7 @@ def test_heap_budget_run(micropython, broker, gateway, tmp_path, unix_bundle):  
         FLUSH_EVERY=100,
         MAX_RUN_MS=90000,
     )
-    d = DeviceProc(micropython, "ad_counter", wd, env, libpath=unix_bundle, heap=HEAP)
+    d = DeviceProc(micropython, "ad_counter", wd, env, heap=HEAP, romfs=unix_romfs)
     t0 = time.monotonic()
     d.start()
     assert d.wait(110) == 0, d.output()[-3000:]
@@ -223,17 +235,24 @@ def test_heap_budget_run(micropython, broker, gateway, tmp_path, unix_bundle):  
     assert gateway.total("kiosk-h") == 10000
     # steady: after 10,000 updates the live heap is back near where it started
     assert int(heap["end"]) - int(heap["base"]) < 8192, heap
+    # the heap the device saw is the capped one (the launcher must not have widened it)
+    assert int(heap["total"]) <= int(HEAP[:-1]) * 1024, heap
     record = {
-        "command": "micropython -X heapsize=%s firmware_examples/ad_counter/main.py "
-        "(bundle --target unix; LASP_ITERATIONS=10000 LASP_SYNC_EVERY=100 "
+        "command": "python tests/device/romfs_launch.py bundle.romfs -X heapsize=%s "
+        "tests/device/romfs_boot.py firmware_examples/ad_counter/main.py (bundle --target "
+        "unix packed by bundle.romfs_image; LASP_ITERATIONS=10000 LASP_SYNC_EVERY=100 "
         "LASP_HEAP_PROBE=1)" % HEAP,
         "heapsize": HEAP,
+        "code_from": "ROMFS image of the unix bundle, executed in place (as on a board)",
         "updates": 10000,
         "sync_cycles": int(fields["syncs"]),
         "peak_mem_alloc": int(heap["peak"]),
+        "peak_goal": PEAK_GOAL,
+        "peak_goal_met": int(heap["peak"]) < PEAK_GOAL,
         "code_and_boot": int(heap["base"]),
         "peak_data": int(heap["data"]),
         "end_live": int(heap["end"]),
+        "heap_total": int(heap["total"]),
         "flushes": int(fields["flushes"]),
         "seconds": round(time.monotonic() - t0, 1),
         "port": "unix x86-64 (64-bit objects: about twice a 32-bit board)",

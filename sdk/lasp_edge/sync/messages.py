@@ -55,22 +55,28 @@ def check_var(name):
 
 
 class Message:
-    """A decoded message; which attributes are set depends on ``kind``."""
+    """A decoded message; which attributes are set depends on ``kind``.
+
+    The immutable defaults are class attributes: an instance stores only what its kind
+    sets, so its attribute table stays small (a device decodes one per received message,
+    and growing a table of 14 slots is an allocation a nearly full heap may not have).
+    """
+
+    interests = None  # BIRTH: list of var names, or None for "everything"
+    recv_to = 0  # BIRTH, ACK
+    acked_epoch = 0  # ACK
+    ask = False  # BIRTH: please answer with your own birth
+    seq_from = 0  # DELTA
+    seq_to = 0
+    part = 0
+    nparts = 1
+    full = False
 
     def __init__(self, kind, sender, epoch):
         self.kind = kind
         self.sender = sender
         self.epoch = epoch
         self.holds = {}  # BIRTH: var -> tag
-        self.interests = None  # BIRTH: list of var names, or None for "everything"
-        self.recv_to = 0  # BIRTH, ACK
-        self.acked_epoch = 0  # ACK
-        self.ask = False  # BIRTH: please answer with your own birth
-        self.seq_from = 0  # DELTA
-        self.seq_to = 0
-        self.part = 0
-        self.nparts = 1
-        self.full = False
         self.deltas = {}  # DELTA: var -> CRDT state
 
     def __repr__(self):

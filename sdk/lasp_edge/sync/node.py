@@ -483,19 +483,31 @@ class Node:
 
     # -- persistence ---------------------------------------------------------------------
 
-    def snapshot(self):
-        """Everything to persist, as CBOR-able data (vars, log, peers, counters)."""
-        segs = []
-        for var, ss in self.log.by_var.items():
-            for s in ss:
-                segs.append([var, s.lo, s.hi, s.origin, s.sealed, wire.to_typed(s.delta)])
+    def snapshot(self, lazy=False):
+        """Everything to persist, as CBOR-able data (vars, log, peers, counters).
+
+        With ``lazy`` the two big parts, "vars" and "segments", are functions that build
+        them: ``cbor.dump`` calls each when its turn comes, so a device streaming its flush
+        never holds both trees at once (they are most of the record).
+        """
+
+        def segments():
+            segs = []
+            for var, ss in self.log.by_var.items():
+                for s in ss:
+                    segs.append([var, s.lo, s.hi, s.origin, s.sealed, wire.to_typed(s.delta)])
+            return segs
+
+        def variables():
+            return {n: wire.to_typed(v) for n, v in self.vars.items()}
+
         return {
             "replica": self.replica,
             "epoch": self.epoch,
-            "vars": {n: wire.to_typed(v) for n, v in self.vars.items()},
+            "vars": variables if lazy else variables(),
             "last_seq": self.log.last_seq,
             "trimmed_to": self.log.trimmed_to,
-            "segments": segs,
+            "segments": segments if lazy else segments(),
             "peers": [
                 [
                     p.id,

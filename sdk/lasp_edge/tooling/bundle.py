@@ -1,6 +1,6 @@
 """``lasp-edge bundle``: the .mpy files a device runs, laid out for ``mpremote cp -r``.
 
-What goes in: the portable core (``lasp_edge/__init__.py``, ``_compat.py``, ``cbor.py``,
+What goes in: the portable core (``lasp_edge/__init__.py``, ``_compat.py``, ``cbor*.py``,
 ``wire.py``, ``crdts/``, ``sync/``) and the device runtime (``micropython/lasp_device/``),
 each compiled with mpy-cross. Nothing CPython-only (store, cli, demo, tooling) is included.
 
@@ -18,6 +18,22 @@ the bundle is plain bytecode today, whose header carries no architecture, so one
 runs on any port of the same bytecode version (mpy v6). The flag is still passed per
 target so that adding native code later cannot silently produce a bundle for the wrong CPU:
 esp32 -> xtensawin, rp2 -> armv6m (RP2040; an RP2350 also runs armv6m code), unix -> x64.
+
+Line numbers. ``.mpy`` files normally carry a line-number table for tracebacks. Bundles for
+esp32 and rp2, the ones users flash, leave it out by default (``-X no-source-lines``: about
+8% smaller, and the table of every imported module is heap on a board that loads ``.mpy``
+files); their tracebacks then name the module and function but show no line numbers.
+``source_lines=True`` (``--source-lines``) keeps them. The unix bundle, which CI runs, keeps
+them by default.
+
+ROMFS (``romfs_image``, ``--romfs``). A ``.mpy`` imported from a normal filesystem is copied
+into the heap: its bytecode, constants and names, at about twice the file size on a 64-bit
+port.
+MicroPython (1.25 and later) can instead import from a ROMFS image, a read-only filesystem
+in memory-mapped flash (``mpremote romfs deploy``): the bytecode and the strings stay in
+flash and execute in place, as frozen modules do, and the heap keeps only the function,
+class and module objects. ``romfs_image`` packs the same compiled files (``OUT/lib``) into
+one image, so flashing the bundle as files or as ROMFS runs identical bytecode.
 """
 
 import os
@@ -27,7 +43,7 @@ import sys
 from pathlib import Path
 
 TARGETS = {"esp32": "xtensawin", "rp2": "armv6m", "unix": "x64"}
-CORE_FILES = ("__init__.py", "_compat.py", "cbor.py", "wire.py")
+CORE_FILES = ("__init__.py", "_compat.py", "cbor.py", "cbor_rare.py", "wire.py")
 CORE_DIRS = ("crdts", "sync")
 SIZE_GOAL = 40 * 1024
 
@@ -93,10 +109,30 @@ def sources(runtime=None):
     return out
 
 
-def bundle(out, target="esp32", mpy_cross=None, runtime=None, source_lines=True, clean=True):
-    """Compile everything into ``out``; return ``[(relative .mpy path, size)]``."""
+def source_name(rel):
+    """The source name recorded in the .mpy of the module at ``rel`` (``lasp_edge/cbor.py``):
+    its dotted module name (``lasp_edge.cbor``; a package's ``__init__.py`` gives the package).
+
+    Tracebacks show this name. It is the module's own name rather than its path because
+    MicroPython interns the source name as a qstr when the module is imported, and the
+    import has already interned the dotted name: the path would be one more qstr per module
+    (~23 for the ad counter) in heap pools that grow by doubling.
+    """
+    parts = list(Path(rel).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def bundle(out, target="esp32", mpy_cross=None, runtime=None, source_lines=None, clean=True):
+    """Compile everything into ``out``; return ``[(relative .mpy path, size)]``.
+
+    ``source_lines`` None means the target's default: line numbers for unix only.
+    """
     if target not in TARGETS:
         raise BundleError("unknown target %r; valid: %s" % (target, ", ".join(sorted(TARGETS))))
+    if source_lines is None:
+        source_lines = target == "unix"
     tool = find_mpy_cross(mpy_cross)
     out = Path(out)
     lib = out / "lib"
@@ -107,7 +143,7 @@ def bundle(out, target="esp32", mpy_cross=None, runtime=None, source_lines=True,
     for src, rel in sources(runtime):
         dst = (lib / rel).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [tool, "-march=" + TARGETS[target], "-s", str(rel), "-o", str(dst)]
+        cmd = [tool, "-march=" + TARGETS[target], "-s", source_name(rel), "-o", str(dst)]
         if not source_lines:
             cmd += ["-X", "no-source-lines"]
         try:
@@ -118,6 +154,38 @@ def bundle(out, target="esp32", mpy_cross=None, runtime=None, source_lines=True,
             raise BundleError("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
         sizes.append((Path("lib") / rel.with_suffix(".mpy"), dst.stat().st_size))
     return sizes
+
+
+def romfs_image(lib, dest=None):
+    """Pack the compiled tree ``lib`` (``OUT/lib``) into a ROMFS image; return its bytes.
+
+    The image root holds ``lasp_edge/`` and ``lasp_device/``, so a board that mounts it at
+    ``/rom`` (which puts ``/rom`` and ``/rom/lib`` on ``sys.path``) imports them from there.
+    The format is MicroPython's (``vfs.VfsRom``); mpremote's writer produces it, the same
+    one ``mpremote romfs build`` uses. Only ``.mpy`` files go in: source would be compiled
+    into the heap, which is what ROMFS avoids.
+    """
+    try:
+        from mpremote.romfs import VfsRomWriter
+    except ImportError:
+        raise BundleError("mpremote not found: pip install mpremote (for ROMFS images)") from None
+    lib = Path(lib)
+    writer = VfsRomWriter()
+
+    def add(folder):
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                writer.opendir(p.name)
+                add(p)
+                writer.closedir()
+            elif p.suffix == ".mpy":
+                writer.mkfile(p.name, p.read_bytes())
+
+    add(lib)
+    image = writer.finalise()
+    if dest is not None:
+        Path(dest).write_bytes(image)
+    return image
 
 
 def report(sizes, out=sys.stdout):
@@ -134,12 +202,20 @@ def report(sizes, out=sys.stdout):
     return total
 
 
-def main(out, target, mpy_cross=None, runtime=None, source_lines=True):
+def main(out, target, mpy_cross=None, runtime=None, source_lines=None, romfs=False):
+    """``lasp-edge bundle``; with ``romfs`` also packs ``OUT/lasp.romfs`` (see above)."""
+    lib = os.path.join(str(out), "lib")
     try:
         sizes = bundle(out, target, mpy_cross, runtime, source_lines)
+        if romfs:
+            image = os.path.join(str(out), "lasp.romfs")
+            n = len(romfs_image(lib, image))
     except BundleError as e:
         print("lasp-edge bundle: %s" % e, file=sys.stderr)
         return 2
     report(sizes)
-    print("copy to a board: mpremote connect PORT cp -r %s :" % os.path.join(str(out), "lib"))
+    print("copy to a board: mpremote connect PORT cp -r %s :" % lib)
+    if romfs:
+        print("%7d  %s (ROMFS image)" % (n, image))
+        print("or deploy it as ROMFS: mpremote connect PORT romfs deploy %s" % image)
     return 0
