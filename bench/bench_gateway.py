@@ -1,12 +1,22 @@
-"""Gateway throughput against a raw-MQTT baseline measured in the same run, same broker.
+"""Gateway ingest and the broker pipeline, each rate a ratio to the one above it, same broker.
 
     .venv/bin/python bench/bench_gateway.py [--runs 5] [--messages 20000] [--devices 500]
-                                            [--batch 50] [--synchronous full]
-                                            [--json build/bench/bench_gateway.json]
+                                            [--batch 100] [--synchronous full] [--quick]
+                                            [--json PATH] [--md PATH]
 
-One mosquitto on a loopback port serves all three measurements:
+One mosquitto on a loopback port serves every measurement of a run, side by side (each run
+measures them all in turn; rates are medians over ``--runs`` runs, and every ratio is the
+median of the ratios taken within each run). Each measurement also records the CPU time
+per message of every process involved (from /proc), which bounds what 2 cores can do:
 
-(a) baseline: one paho client publishes the device DELTA payloads below (QoS 0) to
+(0) broker limit: the C clients. ``mosquitto_sub -C N`` (subscribed to ``le/u/+``) and
+    ``mosquitto_pub -l`` publishing N (>= 50,000) lines read from a file (one connection, QoS 0,
+    pipelined: the fastest a client can feed the broker; ``--repeat`` waits between
+    messages and ``-m`` would be one process per message). Payloads are text of the same
+    sizes as the DELTAs below (``-l`` splits on newlines, so the CBOR bytes themselves
+    cannot be sent). messages/s = N / (start of the publisher -> exit of the subscriber,
+    which exits on its N-th message).
+(a) baseline: raw paho-mqtt. One paho client publishes the device DELTA payloads (QoS 0) to
     ``le/u/<id>``; another paho client in the same process, subscribed to ``le/u/+``,
     counts them. messages/s = messages / (first publish -> last receipt).
 (b) gateway ingest: ``lasp-edge gateway`` (a subprocess, SQLite ``--synchronous``, default
@@ -15,22 +25,25 @@ One mosquitto on a loopback port serves all three measurements:
     came back (stop-and-wait, as the protocol does), so every message counted was
     *acknowledged after it was durable*. messages/s = acknowledged messages / time. The
     bench process does the same MQTT work as in (a) (publish DELTAs, receive small
-    messages); the gateway's work is what it adds.
+    messages); the gateway's work is what it adds: receive, decode, authorize, merge,
+    commit to SQLite, then publish an ACK per device and batch.
+(e) diagnostic: as (b), but against ``bench_gateway.py --echo-server`` instead of the
+    gateway: a paho client in its own process that answers each DELTA at once with an
+    ACK-shaped message and does nothing else. (b)/(e) is what the gateway's own work costs;
+    (e)/(a) is what two messages per DELTA and stop-and-wait cost with no work at all.
 (c) updates absorbed: as (b), but each DELTA carries ``--batch`` updates (a device that
     counted several impressions between two syncs: its slots for several ads moved), so
-    updates/s = acknowledged messages x batch / time.
+    updates/s = acknowledged messages x batch / time; its goal is a ratio to (a).
 
 Payloads are the bytes a device Node sends: ``[1, 3, dev, 1, k, k, 0, 1, false,
-{"impressions": AWMap ad -> {dev: count}}]`` with its sequence interval [k, k]. Each figure
-is the median of ``--runs`` runs (a fresh gateway and database per run).
+{"impressions": AWMap ad -> {dev: count}}]`` with its sequence interval [k, k]. A fresh
+gateway and database per run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -43,8 +56,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "sdk"), str(ROOT / "gateway")]
+sys.path[:0] = [str(ROOT / "sdk"), str(ROOT / "gateway"), str(ROOT / "bench")]
 
+import _common as C  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 
 from lasp_edge import AWMap, wire  # noqa: E402
@@ -134,7 +148,80 @@ class Client:
         self.c.loop_stop()
 
 
-def baseline(port: int, msgs: list[tuple[str, bytes]]) -> float:
+class CpuMeter:
+    """CPU time (user + system, all threads) each named process spent during a measurement,
+    from /proc: where the time per message goes, and what a 2-core machine can give."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: self._cpu_s(pid) for name, pid in pids.items()}
+
+    @staticmethod
+    def _cpu_s(pid: int) -> float | None:
+        try:
+            fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def us_per_message(self, n: int) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            a, b = self.start[name], self._cpu_s(pid)
+            out[name] = None if a is None or b is None else (b - a) / n * 1e6
+        return out
+
+
+def c_clients(port: int, sizes: list[int], workdir: Path) -> float | None:
+    """(0) messages/s through the broker with its own C clients; None if they are missing.
+
+    The subscriber is started first and given time to subscribe; if it missed messages it
+    never reaches N and the run is retried (a lost run is detected, never counted).
+    """
+    pub_bin, sub_bin = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
+    if not pub_bin or not sub_bin:
+        return None
+    lines = workdir / "c_clients.txt"
+    with open(lines, "w") as f:
+        for i, size in enumerate(sizes):
+            f.write(("%d:" % i).ljust(size, "x")[:size] + "\n")
+    n = len(sizes)
+    addr = ["-h", "127.0.0.1", "-p", str(port), "-q", "0"]
+    for _attempt in range(3):
+        sub = subprocess.Popen(
+            [sub_bin, *addr, "-t", "le/u/+", "-C", str(n), "-N"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # connect + SUBACK on loopback; a miss shows as a timeout below
+        t0 = time.perf_counter()
+        with open(lines, "rb") as stdin:
+            pub = subprocess.Popen(
+                [pub_bin, *addr, "-t", "le/u/c0", "-l"],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                sub.wait(120)
+                dt = time.perf_counter() - t0
+                ok = sub.returncode == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            finally:
+                for p in (pub, sub):
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+        if ok:
+            return n / dt
+        print("  C clients: the subscriber missed messages; again", file=sys.stderr)
+    return None
+
+
+def baseline(
+    port: int, msgs: list[tuple[str, bytes]], broker_pid: int
+) -> tuple[float, dict[str, float | None]]:
     done = threading.Event()
     got = [0]
     n = len(msgs)
@@ -146,32 +233,43 @@ def baseline(port: int, msgs: list[tuple[str, bytes]]) -> float:
 
     sub = Client(port, "sub", ["le/u/+"], on_message)
     pub = Client(port, "pub", [], None)
+    cpu = CpuMeter({"bench": os.getpid(), "mosquitto": broker_pid})
     t0 = time.perf_counter()
     for topic, data in msgs:
         pub.c.publish(topic, data, 0)
     ok = done.wait(120)
     dt = time.perf_counter() - t0
+    used = cpu.us_per_message(max(1, got[0]))
     pub.close()
     sub.close()
     if not ok:
         print("  baseline: only %d of %d delivered" % (got[0], n), file=sys.stderr)
-    return got[0] / dt
+    return got[0] / dt, used
 
 
 class Fleet:
-    """Simulated devices, stop-and-wait: the next DELTA leaves when the ACK came back."""
+    """Simulated devices, stop-and-wait: the next DELTA leaves when the ACK came back.
+
+    A device's next DELTA is published from paho's callback, on its network thread: an ACK
+    costs the bench one MQTT receive and one publish, no hand-off to another thread, so
+    the devices are as cheap as paho allows and the figure is about what answers them.
+    """
 
     def __init__(self, port: int, per_device: dict[str, list[bytes]]) -> None:
         self.per_device = per_device
         self.next = {d: 0 for d in per_device}
         self.total = sum(len(v) for v in per_device.values())
         self.acked = 0
-        self.inbox: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.running = False
+        self.done = threading.Event()
         self.client = Client(port, "fleet", ["le/d/+"], self._on_message)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        if len(payload) > 2 and payload[2] == M.ACK:  # [1, 4, ...]: an ACK
-            self.inbox.put(topic[5:])
+        if self.running and len(payload) > 2 and payload[2] == M.ACK:  # [1, 4, ...]
+            self.acked += 1
+            self.send(topic[5:])
+            if self.acked >= self.total:
+                self.done.set()
 
     def send(self, dev: str) -> None:
         i = self.next[dev]
@@ -179,18 +277,16 @@ class Fleet:
             self.next[dev] = i + 1
             self.client.c.publish("le/u/" + dev, self.per_device[dev][i], 0)
 
-    def run(self, timeout: float = 300) -> float:
+    def run(self, stall_s: float = 60) -> float:
         t0 = time.perf_counter()
+        self.running = True
         for dev in self.per_device:
             self.send(dev)
-        deadline = time.monotonic() + timeout
-        while self.acked < self.total:
-            try:
-                dev = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError("stalled at %d of %d acks" % (self.acked, self.total)) from None
-            self.acked += 1
-            self.send(dev)
+        seen = -1
+        while not self.done.wait(stall_s):
+            if self.acked == seen:
+                raise RuntimeError("stalled at %d of %d acks" % (self.acked, self.total))
+            seen = self.acked
         return time.perf_counter() - t0
 
 
@@ -209,8 +305,69 @@ def service(args: list[str], log: Path) -> subprocess.Popen:
     return proc
 
 
-def gateway_run(port: int, workdir: Path, per_device: dict[str, list[bytes]], sync: str) -> float:
-    """Messages acknowledged per second, through a fresh gateway + aggregator."""
+def drive_fleet(
+    port: int, per_device: dict[str, list[bytes]], pids: dict[str, int]
+) -> tuple[float, dict[str, float | None]]:
+    """Sessions first (a BIRTH per device, as devices do), then the stop-and-wait run:
+    acknowledged messages per second, and the CPU time per message of ``pids``."""
+    fleet = Fleet(port, per_device)
+    try:
+        for dev in per_device:
+            fleet.client.c.publish(
+                "le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False)
+            )
+        time.sleep(0.5)
+        cpu = CpuMeter(pids)
+        dt = fleet.run()
+        return fleet.total / dt, cpu.us_per_message(fleet.total)
+    finally:
+        fleet.client.close()
+
+
+def echo_server(port: int) -> None:
+    """``--echo-server``: answer every DELTA on ``le/u/<id>`` with an ACK-shaped message on
+    ``le/d/<id>`` at once, with paho, and nothing else: the MQTT work of a gateway without
+    decoding, merging or persisting (what (b) would be if those cost nothing)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # sigwait below
+    ack = M.ack("gw", 1, 1, 0)
+    holder: list[Client] = []
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if len(payload) > 2 and payload[2] == M.DELTA and holder:
+            holder[0].c.publish("le/d/" + topic[5:], ack, 0)
+
+    holder.append(Client(port, "echo", ["le/u/+"], on_message))
+    print("ready", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    holder[0].close()
+
+
+def echo_run(
+    port: int, per_device: dict[str, list[bytes]], broker_pid: int
+) -> tuple[float, dict[str, float | None]]:
+    """The fleet of (b) against ``echo_server`` in its own process instead of the gateway."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(port)], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        if "ready" not in proc.stdout.readline().decode():
+            raise RuntimeError("echo server did not start")
+        pids = {"bench": os.getpid(), "mosquitto": broker_pid, "echo": proc.pid}
+        return drive_fleet(port, per_device, pids)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def gateway_run(
+    port: int, workdir: Path, per_device: dict[str, list[bytes]], sync: str, broker_pid: int
+) -> tuple[float, dict[str, float | None]]:
+    """Messages acknowledged per second through a fresh gateway + aggregator, and the CPU
+    time per message of each process."""
     run = tempfile.mkdtemp(dir=workdir)
     agg = service(
         ["aggregator", "--broker", "127.0.0.1:%d" % port, "--db", run + "/agg.db",
@@ -224,15 +381,8 @@ def gateway_run(port: int, workdir: Path, per_device: dict[str, list[bytes]], sy
     )  # fmt: skip
     try:
         time.sleep(1.0)  # the gateway learns the schema from the aggregator
-        fleet = Fleet(port, per_device)
-        for dev in per_device:  # sessions first, as devices do
-            fleet.client.c.publish(
-                "le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False)
-            )
-        time.sleep(0.5)
-        dt = fleet.run()
-        fleet.client.close()
-        return fleet.total / dt
+        pids = {"bench": os.getpid(), "mosquitto": broker_pid, "gateway": gw.pid}
+        return drive_fleet(port, per_device, dict(pids, aggregator=agg.pid))
     finally:
         for p in (gw, agg):
             p.send_signal(signal.SIGTERM)
@@ -242,6 +392,147 @@ def gateway_run(port: int, workdir: Path, per_device: dict[str, list[bytes]], sy
                 p.kill()
 
 
+def run_ratio(runs: dict[str, list], top: str, bottom: str) -> float | None:
+    """Median over runs of ``top / bottom``, each pair measured in the same run."""
+    pairs = [(t, b) for t, b in zip(runs[top], runs[bottom], strict=True) if t is not None and b]
+    return C.median(t / b for t, b in pairs) if pairs else None
+
+
+def pipeline_rows(m: dict[str, float | None], r: dict[str, float | None], batch: int) -> list:
+    """The markdown table: each rate as a ratio to the one above it, and the goals."""
+    b, u = r["gateway"], r["updates"]
+    return [
+        ["(0) broker limit: mosquitto_pub -l -> mosquitto_sub (C)",
+         C.fmt_rate(m["c_clients_msgs"]), "1.00", "", ""],
+        ["(a) raw paho-mqtt publish -> subscribe", C.fmt_rate(m["baseline_msgs"]),
+         C.fmt_ratio(r["paho_vs_c_clients"]), "", ""],
+        ["(b) lasp-edge gateway ingest, ACKed after the SQLite commit",
+         C.fmt_rate(m["gateway_msgs"]), C.fmt_ratio(b), ">= 0.80 of (a)",
+         C.met(None if b is None else b >= 0.8)],
+        ["(c) device updates absorbed end to end, %d per DELTA (updates/s)" % batch,
+         C.fmt_rate(m["updates"]), "n/a" if u is None else "%.1f x (a)" % u, ">= 10 x (a)",
+         C.met(None if u is None else u >= 10)],
+    ]  # fmt: skip
+
+
+PROCESSES = ("bench", "mosquitto", "echo", "gateway", "aggregator")
+SIDES = ("baseline", "echo", "gateway")
+
+
+def cpu_table(cpu: dict[str, dict[str, float | None]], cores: int) -> str:
+    rows = []
+    for proc in PROCESSES:
+        rows.append([proc] + [C.fmt_num(cpu[side][proc], 1) for side in SIDES])
+    totals = [sum(v for v in cpu[side].values() if v is not None) for side in SIDES]
+    rows.append(["**total**"] + ["**%s**" % C.fmt_num(t, 1) for t in totals])
+    rows.append(
+        ["rate bound on %d cores" % cores]
+        + [C.fmt_rate(cores * 1e6 / t) + " /s" if t else "n/a" for t in totals]
+    )
+    return C.md_table(
+        ["process", "(a) paho baseline", "(e) paho echo run", "(b) gateway run"], rows
+    )
+
+
+def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
+    m = fig["median"]
+    mach = C.machine()
+    rows = pipeline_rows(m, fig["ratio"], args.batch)
+    per_run = [
+        [str(i + 1)]
+        + [C.fmt_rate(runs[k][i]) for k in ("c_clients", "baseline", "echo", "gateway")]
+        + [C.fmt_ratio(runs["gateway"][i] / runs["baseline"][i]),
+           C.fmt_ratio(runs["gateway"][i] / runs["echo"][i]), C.fmt_rate(runs["updates"][i])]
+        for i in range(len(runs["baseline"]))
+    ]  # fmt: skip
+    echo_rows = [
+        ["(e) the fleet of (b) against a paho echo (ACK-shaped reply per DELTA, nothing else)",
+         C.fmt_rate(m["echo_msgs"]), "1.00"],
+        ["(b) the fleet against the gateway", C.fmt_rate(m["gateway_msgs"]),
+         C.fmt_ratio(fig["ratio"]["gateway_vs_echo"])],
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "## Gateway ingest and the broker pipeline",
+            "",
+            "```",
+            C.command_line(),
+            "```",
+            "",
+            "One mosquitto %s on loopback; every run measures the rates below in turn, side "
+            "by side; rates are medians of %d runs and each ratio is the median of the ratios "
+            "measured within a run (%d messages from %d devices, "
+            "%.0f B per DELTA, %.0f B batched; SQLite `synchronous=%s`). Machine: %s, "
+            "%s cores, load average %s at the start and %s at the end (the machine is "
+            "shared: the ratios, measured in the same run, are what counts)."
+            % (fig["mosquitto"], args.runs, fig["messages"], args.devices,
+               fig["bytes_per_message"], fig["bytes_per_batched_message"], args.synchronous,
+               mach["cpu"], mach["cores"], fig["load_before"], fig["load_after"]),
+            "",
+            C.md_table(["rate", "median /s", "x the row above", "goal", ""], rows),
+            "",
+            "Diagnostic, no goal: the same stop-and-wait fleet against a process that only "
+            "does the gateway's MQTT work, so that the gap between (b) and (a) splits into "
+            "what the protocol's round trips cost and what the gateway adds:",
+            "",
+            C.md_table(["rate", "median /s", "x (e)"], echo_rows),
+            "",
+            "What each side does:",
+            "",
+            "* **(0)** `mosquitto_sub -t 'le/u/+' -C N` and `mosquitto_pub -l -t le/u/c0` fed N "
+            "lines of the DELTAs' sizes from a file (N at least 50,000, so that starting the "
+            "publisher does not weigh): one connection each, QoS 0. `-l` pipelines "
+            "every message on one connection (the fairest broker limit: `--repeat` adds a delay "
+            "per message, `-m` a process per message). Timed from the publisher's start to the "
+            "subscriber's exit on its N-th message.",
+            "* **(a)** one paho client publishes the device DELTA bytes (QoS 0) to `le/u/<id>`, "
+            "another paho client in the same process, subscribed to `le/u/+`, counts them; "
+            "timed from the first publish to the last receipt.",
+            "* **(b)** `lasp-edge gateway` (its own process) with an aggregator behind it. The "
+            "bench process plays %d devices, each stop-and-wait: it publishes a device's next "
+            "DELTA only when the gateway's ACK for the previous one arrived. The gateway "
+            "receives, decodes, authorizes and merges each DELTA, commits the batch to SQLite "
+            "(fsync with `synchronous=full`), and only then publishes one ACK per device and "
+            "batch. Timed from the first DELTA to the last ACK; every message counted was "
+            "durable before it was acknowledged." % args.devices,
+            "* **(e)** as (b), but `bench_gateway.py --echo-server` (paho, its own process) "
+            "answers each DELTA at once with an ACK-shaped message from its `on_message`: no "
+            "decoding, merging or SQLite.",
+            "* **(c)** as (b), each DELTA carrying %d updates: updates/s = acknowledged DELTAs "
+            "x %d / time." % (args.batch, args.batch),
+            "",
+            "CPU time per message, by process (microseconds, user + system, all threads; "
+            "median over runs). The gateway process is the gateway's whole cost; with every "
+            "process busy, %s cores bound a rate by cores / total CPU per message:"
+            % mach["cores"],
+            "",
+            cpu_table(fig["cpu_us_per_message"], mach["cores"] or 1),
+            "",
+            "Every run:",
+            "",
+            C.md_table(["run", "(0) C clients", "(a) paho", "(e) paho echo", "(b) gateway",
+                        "(b)/(a)", "(b)/(e)", "(c) updates/s"], per_run),
+            "",
+        ]
+    )  # fmt: skip
+
+
+def load_average() -> str:
+    try:
+        return "%.2f" % os.getloadavg()[0]
+    except OSError:
+        return "n/a"
+
+
+def mosquitto_version(binary: str) -> str:
+    try:
+        r = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    first = (r.stdout or r.stderr).splitlines()[:1]
+    return first[0].split(" running")[0].replace("mosquitto version", "").strip() if first else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -249,8 +540,14 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--batch", type=int, default=100, help="updates per message in (c)")
     ap.add_argument("--synchronous", choices=["full", "normal"], default="full")
-    ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    C.add_contract_args(ap)
     args = ap.parse_args()
+    if args.echo_server:
+        echo_server(args.echo_server)
+        return 0
+    if args.quick:
+        args.runs, args.messages = min(args.runs, 2), min(args.messages, 5000)
     per = max(1, args.messages // args.devices)
     devs = ["d%04d" % i for i in range(args.devices)]
     single = {d: payloads(d, per, 1) for d in devs}
@@ -259,51 +556,92 @@ def main() -> int:
     n = len(flat)
     size = statistics.mean(len(p) for _t, p in flat)
     bsize = statistics.mean(len(p) for v in batched.values() for p in v)
+    # The C clients get at least 50,000 messages (the same sizes, repeated): at their rate
+    # that is about a second, so starting mosquitto_pub does not weigh on the figure.
+    c_sizes = [len(p) for _t, p in flat] * max(1, -(-50_000 // n))
     workdir = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
+    load_before = load_average()
     broker, port = start_mosquitto(workdir)
-    a, b, c = [], [], []
+    runs: dict[str, list] = {
+        "c_clients": [],
+        "baseline": [],
+        "gateway": [],
+        "updates": [],
+        "echo": [],
+        "baseline_cpu_us": [],
+        "gateway_cpu_us": [],
+        "echo_cpu_us": [],
+    }
     try:
         for r in range(args.runs):
-            a.append(baseline(port, flat))
-            b.append(gateway_run(port, workdir, single, args.synchronous))
-            c.append(gateway_run(port, workdir, batched, args.synchronous) * args.batch)
-            print("  run %d: baseline %.0f msg/s, gateway %.0f msg/s, %.0f updates/s"
-                  % (r + 1, a[-1], b[-1], c[-1]), flush=True)  # fmt: skip
+            runs["c_clients"].append(c_clients(port, c_sizes, workdir))
+            rate, used = baseline(port, flat, broker.pid)
+            runs["baseline"].append(rate)
+            runs["baseline_cpu_us"].append(used)
+            rate, used = echo_run(port, single, broker.pid)
+            runs["echo"].append(rate)
+            runs["echo_cpu_us"].append(used)
+            rate, used = gateway_run(port, workdir, single, args.synchronous, broker.pid)
+            runs["gateway"].append(rate)
+            runs["gateway_cpu_us"].append(used)
+            rate, _ = gateway_run(port, workdir, batched, args.synchronous, broker.pid)
+            runs["updates"].append(rate * args.batch)
+            c0 = runs["c_clients"][-1]
+            print("  run %d: C clients %s msg/s, paho %.0f msg/s, paho echo %.0f msg/s, "
+                  "gateway %.0f msg/s, %.0f updates/s" % (r + 1, "n/a" if c0 is None else
+                  "%.0f" % c0, runs["baseline"][-1], runs["echo"][-1], runs["gateway"][-1],
+                  runs["updates"][-1]), flush=True)  # fmt: skip
     finally:
         broker.terminate()
         broker.wait(10)
-    ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
-    rows = [
-        ("(a) baseline: raw paho publish -> subscribe", "%.0f msg/s" % ma, "1.00", ""),
-        ("(b) gateway ingest, acked after durable", "%.0f msg/s" % mb, "%.2f" % (mb / ma),
-         "goal >= 0.80"),
-        ("(c) updates absorbed, %d per message" % args.batch, "%.0f upd/s" % mc,
-         "%.1f" % (mc / ma), "goal >= 10"),
-    ]  # fmt: skip
+    cs = [x for x in runs["c_clients"] if x is not None]
+    med = {
+        "c_clients_msgs": C.median(cs) if cs else None,
+        "baseline_msgs": C.median(runs["baseline"]),
+        "gateway_msgs": C.median(runs["gateway"]),
+        "echo_msgs": C.median(runs["echo"]),
+        "updates": C.median(runs["updates"]),
+    }
+    # every ratio is taken within a run (side by side), then the median over runs
+    ratios = {
+        "paho_vs_c_clients": run_ratio(runs, "baseline", "c_clients"),
+        "gateway": run_ratio(runs, "gateway", "baseline"),
+        "gateway_vs_echo": run_ratio(runs, "gateway", "echo"),
+        "updates": run_ratio(runs, "updates", "baseline"),
+    }
+    fig = {
+        "messages": n,
+        "devices": args.devices,
+        "batch": args.batch,
+        "bytes_per_message": size,
+        "bytes_per_batched_message": bsize,
+        "synchronous": args.synchronous,
+        "mosquitto": mosquitto_version(shutil.which("mosquitto") or "/usr/sbin/mosquitto"),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "runs": runs,
+        "median": med,
+        "cpu_us_per_message": {
+            side: {
+                proc: C.median(xs) if xs else None
+                for proc in PROCESSES
+                for xs in [[r[proc] for r in runs[side + "_cpu_us"] if r.get(proc) is not None]]
+            }
+            for side in SIDES
+        },
+        "ratio": ratios,
+        "goals": {
+            "gateway_ge_0.8": (ratios["gateway"] or 0) >= 0.8,
+            "updates_ge_10x": (ratios["updates"] or 0) >= 10,
+        },
+    }
     print()
     print("gateway bench: %d messages (%d devices x %d), %.0f B/message (%.0f B batched),"
           " SQLite synchronous=%s, median of %d runs" % (n, args.devices, per, size, bsize,
           args.synchronous, args.runs))  # fmt: skip
-    print("%-46s %14s %8s  %s" % ("measure", "median", "x (a)", ""))
-    for row in rows:
-        print("%-46s %14s %8s  %s" % row)
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "messages": n,
-                    "devices": args.devices,
-                    "batch": args.batch,
-                    "bytes_per_message": size,
-                    "synchronous": args.synchronous,
-                    "runs": {"baseline": a, "gateway": b, "updates": c},
-                    "median": {"baseline_msgs": ma, "gateway_msgs": mb, "updates": mc},
-                    "ratio": {"gateway": mb / ma, "updates": mc / ma},
-                },
-                f,
-                indent=2,
-            )
+    for row in pipeline_rows(med, ratios, args.batch):
+        print("%-66s %10s %12s  %s %s" % tuple(row))
+    C.write_outputs(args, fig, markdown(fig, runs, args))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -9,7 +9,10 @@ splitting, resends) is the node's; this file only wires it (see ``service.py`` f
 Guarantees, and where they come from:
 
 * **Ack after durable.** A device's delta is acknowledged only after the batch that merged
-  it is committed to SQLite (``NodeDB``); ``kill -9`` at any point loses nothing acked.
+  it is committed to SQLite (``NodeDB``) and, with ``synchronous="full"``, fsynced; ``kill
+  -9`` (or, with full, a power loss) at any point loses nothing acked. The fsync runs on
+  its own thread (``fsync_apart``, see ``service.py``) while the next batch is merged;
+  one ACK per device and batch (ACKs are cumulative).
 * **Delta groups upward.** Device deltas are joined into the node's log segments; every
   ``forward_period_ms`` (the node's sync period) one DELTA per aggregator carries the join
   of everything its log holds for it, however many device messages that was.
@@ -67,6 +70,7 @@ class GatewayConfig:
     max_message: int = 1 << 20
     status_period_ms: int = 5000  # 0: no status register
     synchronous: str = "full"
+    fsync_apart: bool = True  # with "full": fsync on its own thread, sends held until it ran
     max_batch: int = 1000
 
 
@@ -102,7 +106,7 @@ class Gateway(SyncService):
     def __init__(self, config: GatewayConfig) -> None:
         self.config = c = config
         self.upstreams = frozenset(c.upstream_ids)
-        db = NodeDB(c.db, c.synchronous)
+        db = NodeDB(c.db, c.synchronous, fsync_apart=c.fsync_apart)
         try:
             db.claim(c.replica)
             snap = db.load()

@@ -29,12 +29,17 @@ through ``Node.restore()``; so the node's invariants are the protocol's, not thi
 Crash safety: every save is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); the
 adapter acknowledges (``Node.commit``) only after ``save`` returned. ``synchronous="full"``
 fsyncs the WAL at each commit (survives power loss); ``"normal"`` survives ``kill -9``.
+With ``fsync_apart`` (the gateway) the fsync of "full" is ``sync_wal()``, called by the
+adapter after the commit on a thread of its own, and nothing leaves before it returned.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
+
+import cbor2
 
 from lasp_edge import cbor, wire
 from lasp_edge.store.persistence import open_exclusive_wal
@@ -61,6 +66,34 @@ CREATE TABLE IF NOT EXISTS stats (
 """
 
 
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def state_blob(state: Any) -> bytes:
+    """A CRDT state as stored: ``[tag, payload]`` CBOR, by cbor2's C encoder.
+
+    Why not ``cbor.dumps``: a gateway writes every delta it merges (journal and log rows),
+    and the portable pure-Python encoder costs 8-20x more per item, which made the encoder
+    the largest cost of ingest. The bytes need not be canonical here (no one compares them;
+    they are read back by ``cbor.loads``, which accepts any map order and float width) but
+    they must decode to the same value: tests/gateway/test_gw_batch_codec.py checks that
+    for every CRDT type. cbor2 writes an int beyond 64 bits as a bignum tag (head byte
+    0xc2/0xc3), which ``cbor.loads`` refuses: if either byte appears anywhere (a C-speed
+    scan; usually data, not a tag), the portable encoder decides, so what cannot be read
+    back raises here instead of being written.
+    """
+    typed = wire.to_typed(state)
+    blob = cbor2.dumps(typed)
+    if b"\xc2" in blob or b"\xc3" in blob:
+        return cbor.dumps(typed)
+    return blob
+
+
 def _interests_wire(interests: Any) -> Any:
     """A peer's declared interests as stored: None (everything) or a sorted list."""
     if interests is None or not isinstance(interests, (set, frozenset, list, tuple)):
@@ -71,10 +104,17 @@ def _interests_wire(interests: Any) -> Any:
 class NodeDB:
     """One node's file. ``load()`` -> snapshot for ``Node.restore``; ``save()`` per batch."""
 
-    def __init__(self, path: str, synchronous: str = "full") -> None:
+    def __init__(self, path: str, synchronous: str = "full", fsync_apart: bool = False) -> None:
+        """``fsync_apart`` (with ``synchronous="full"``): COMMIT does not fsync; the owner
+        calls ``sync_wal()`` after each ``save`` (on another thread, see ``service.py``)
+        and sends nothing a save produced before that returned. Same durability as FULL,
+        but the fsync no longer stalls the thread that merges the next batch."""
         if synchronous not in ("full", "normal"):
             raise ValueError("synchronous must be 'full' or 'normal'")
         self.path = path
+        self.fsync_apart = fsync_apart and synchronous == "full"
+        self._wal_fd: int | None = None
+        self.wal_syncs = 0
         # What is on disk, to diff against (filled by load / save).
         self._vars: dict[str, list[int]] = {}  # name -> [ck_bytes, journal bytes since]
         self._segs: dict[int, tuple[Any, ...]] = {}  # lo -> (var, hi, origin, sealed)
@@ -85,9 +125,14 @@ class NodeDB:
         self.rows_written = 0
         self.bytes_written = 0  # payload bytes (states, deltas) written by saves
         self._ids: dict[Any, bytes] = {}  # replica id -> its CBOR (peer keys, origins)
-        self.conn = open_exclusive_wal(path, synchronous, "gateway or aggregator process")
+        self.conn = open_exclusive_wal(
+            path, "normal" if self.fsync_apart else synchronous, "gateway or aggregator process"
+        )
         try:
             self._init_schema()
+            if self.fsync_apart:
+                self.sync_wal()  # the WAL file exists now: make its directory entry durable
+                _fsync_path(os.path.dirname(os.path.abspath(path)))
         except BaseException:
             self.conn.close()
             raise
@@ -103,7 +148,33 @@ class NodeDB:
             )
 
     def close(self) -> None:
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         self.conn.close()
+
+    def sync_wal(self) -> None:
+        """fsync the WAL: every transaction committed before this call is durable after it.
+
+        Thread-safe against the connection: it works on its own descriptor of the file, and
+        fsync covers every write that completed before it, whoever made it. With EXCLUSIVE
+        locking SQLite keeps the WAL file while the connection is open (a checkpoint resets
+        it in place, after syncing it and the database); should the file ever be another
+        one (another inode), it is reopened, and if there is none, everything is in the
+        database file, which is synced instead.
+        """
+        wal = self.path + "-wal"
+        fd = self._wal_fd
+        try:
+            if fd is None or os.fstat(fd).st_ino != os.stat(wal).st_ino:
+                if fd is not None:
+                    os.close(fd)
+                    self._wal_fd = None
+                fd = self._wal_fd = os.open(wal, os.O_RDONLY)
+            os.fsync(fd)
+        except FileNotFoundError:
+            _fsync_path(self.path)
+        self.wal_syncs += 1
 
     def _tx(self, fn: Any) -> Any:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -247,7 +318,7 @@ class NodeDB:
             state = node.vars.get(name)
             if acc is None or state is None:
                 continue  # just checkpointed (or not a node variable)
-            blob = cbor.dumps(wire.to_typed(delta))
+            blob = state_blob(delta)
             self.bytes_written += len(blob)
             acc[1] += len(blob)
             if acc[1] >= max(acc[0], MIN_CHECKPOINT_BYTES):
@@ -262,16 +333,27 @@ class NodeDB:
         by_var = node.log.by_var
         names = list(by_var) if log_vars is None else [v for v in log_vars if v in by_var]
         rows = []
+        sealed = []
         seen: set[int] = set()
         for var in names:
             for seg in by_var[var]:
                 seen.add(seg.lo)
                 sig = (var, seg.hi, seg.origin, bool(seg.sealed))
-                if self._segs.get(seg.lo) != sig:
-                    typed = cbor.dumps(wire.to_typed(seg.delta))
-                    self.bytes_written += len(typed)
-                    rows.append((seg.lo, var, seg.hi, self._id(seg.origin), int(sig[3]), typed))
-                    self._segs[seg.lo] = sig
+                was = self._segs.get(seg.lo)
+                if was == sig:
+                    continue
+                self._segs[seg.lo] = sig
+                if was is not None and was[:3] == sig[:3]:
+                    # Only sealed (a send): the same content, so flip the flag instead of
+                    # encoding the segment again. Every forward seals every open segment.
+                    sealed.append((int(sig[3]), seg.lo))
+                    continue
+                typed = state_blob(seg.delta)
+                self.bytes_written += len(typed)
+                rows.append((seg.lo, var, seg.hi, self._id(seg.origin), int(sig[3]), typed))
+        if sealed:
+            self.conn.executemany("UPDATE segments SET sealed = ? WHERE lo = ?", sealed)
+            n += len(sealed)
         if rows:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO segments (lo, var, hi, origin, sealed, typed) "
@@ -332,7 +414,7 @@ class NodeDB:
         return b
 
     def _checkpoint(self, name: str, state: Any) -> None:
-        blob = cbor.dumps(wire.to_typed(state))
+        blob = state_blob(state)
         self.bytes_written += len(blob)
         self.conn.execute(
             "INSERT OR REPLACE INTO vars (name, typed, ck_bytes) VALUES (?, ?, ?)",
