@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sdk gateway tests bench
-	$(VENV)/bin/ruff format --check sdk gateway tests bench
+	$(VENV)/bin/ruff check sdk gateway tests bench examples
+	$(VENV)/bin/ruff format --check sdk gateway tests bench examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

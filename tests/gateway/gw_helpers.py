@@ -16,12 +16,9 @@ Tests import helpers from here (``from gw_helpers import wait_until``), never fr
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -31,6 +28,7 @@ from typing import Any
 import pytest
 
 from lasp_gateway.embedded_broker import EmbeddedBroker
+from lasp_gateway.emulator.services import ServiceError, ServiceProc
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "device"))
@@ -156,83 +154,15 @@ def amqtt_broker():
         b.stop()
 
 
-class Proc:
-    """A ``lasp-edge`` service subprocess; ``start`` waits for its ``ready`` line."""
+class Proc(ServiceProc):
+    """The emulator's ``ServiceProc``, with start failures raised as test failures."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
-        self.args = args
-        self.log_path = log_path
-        self.env = dict(os.environ, **(env or {}))
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "sdk"), str(REPO / "gateway"), self.env.get("PYTHONPATH", "")]
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ready_line = ""
-        self.starts = 0
-
-    def start(self, timeout: float = 30.0) -> Proc:
-        assert self.proc is None
-        self.starts += 1
-        log = open(self.log_path, "ab")  # noqa: SIM115 (handed to the child)
-        log.write(b"=== start %d\n" % self.starts)
-        log.flush()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lasp_edge.cli", *self.args],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=self.env,
-        )
-        log.close()
-        box: list[str] = []
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            for raw in self.proc.stdout:
-                line = raw.decode(errors="replace")
-                if "ready" in line and not box:
-                    box.append(line.strip())
-
-        threading.Thread(target=read, daemon=True).start()
+    def start(self, timeout: float = 60.0) -> Proc:
         try:
-            wait_until(lambda: box or self.proc.poll() is not None, timeout, "service ready")
-        except AssertionError:
-            self.kill9()
-            raise AssertionError("service did not start:\n" + self.log()) from None
-        if not box:
-            code = self.proc.returncode
-            self.proc = None
-            raise AssertionError("service exited with %s:\n%s" % (code, self.log()))
-        self.ready_line = box[0]
+            super().start(timeout)
+        except ServiceError as exc:
+            raise AssertionError(str(exc)) from None
         return self
-
-    def kill9(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-
-    def stop(self) -> int | None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        return proc.returncode
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except FileNotFoundError:
-            return ""
 
 
 @pytest.fixture
@@ -301,3 +231,37 @@ def aggregator_args(port: int, db: Path, http_port: int, **kw: Any) -> list[str]
     for k, v in kw.items():
         args += ["--" + k.replace("_", "-"), str(v)]
     return args
+
+
+# Appended helpers keep their imports with them (the module above is being reorganised).
+import queue  # noqa: E402
+
+import paho.mqtt.client as paho  # noqa: E402
+from mosquitto import Watcher  # noqa: E402
+
+
+class RawDevice(Watcher):
+    """A raw paho client holding a device's broker identity (its user name and password).
+
+    What an adversary with one device's credentials can do: publish any bytes on the
+    topics the broker lets that user write (its own ``le/u/<id>``, under the provisioned
+    ACL), and read its own downlink. No sync ``Node`` behind it, so every message is
+    exactly the bytes the test built. ``Watcher`` (tests/device/mosquitto.py) gives
+    ``subscribe``/``publish``/``expect``/``close``; only the connection differs, because it
+    must log in (and ``Watcher`` connects in its constructor).
+    """
+
+    def __init__(self, port: int, device_id: str, password: str | None = None) -> None:
+        from lasp_gateway.mqtt_link import configure_client
+        from lasp_gateway.settings import BrokerSettings
+
+        self.messages = queue.Queue()
+        self._subscribed = queue.Queue()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="raw-%s" % device_id)
+        configure_client(
+            self.client, BrokerSettings(port=port, username=device_id, password=password)
+        )
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
