@@ -10,10 +10,12 @@ Aggregator routes (all ``GET``, all JSON):
                             report}]``: the aggregator's own sync peers
 ``/api/triggers``           ``{"trusted": bool, "effects": {key: status}}``
 ``/api/status``             service counters
+``/metrics``                the same counters, per-device backlog, rejections and sync lag
+                            in Prometheus text format (see ``metrics.py``)
 
 A gateway started with ``--http`` serves ``/api/devices``, ``/api/gateway`` (its report:
-devices, uplink, counters, table sizes), ``/api/status`` and ``/api/variables[/<name>]``
-(the replica it holds) for itself.
+devices, uplink, counters, table sizes), ``/api/status``, ``/metrics`` and
+``/api/variables[/<name>]`` (the replica it holds) for itself.
 
 Values are made JSON-friendly the same way everywhere (``jsonable``): sets become sorted
 lists, tuples lists, map keys strings, bytes hex. The server runs in a daemon thread and
@@ -30,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from lasp_gateway import metrics
 from lasp_gateway.settings import parse_hostport
 
 log = logging.getLogger("lasp_gateway.http")
@@ -73,8 +76,11 @@ class ApiServer:
                     status = 200
                 else:
                     status, body = api.handle(path)
-                    data = json.dumps(body, indent=1, sort_keys=True).encode()
-                    ctype = "application/json"
+                    if isinstance(body, Text):
+                        data, ctype = body.encode(), body.content_type
+                    else:
+                        data = json.dumps(body, indent=1, sort_keys=True).encode()
+                        ctype = "application/json"
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -114,13 +120,20 @@ class ApiServer:
             else:
                 rest = ""
             try:
-                return 200, jsonable(fn(rest))
+                body = fn(rest)
+                return 200, body if isinstance(body, Text) else jsonable(body)
             except KeyError as exc:
                 return 404, {"error": "not found: %s" % (exc.args[0] if exc.args else rest)}
             except Exception as exc:  # a broken variable must not take the API down
                 log.exception("http %s failed", path)
                 return 500, {"error": "%s: %s" % (type(exc).__name__, exc)}
         return 404, {"error": "no route %s" % path, "routes": sorted(self.routes)}
+
+
+class Text(str):
+    """A route's body served as-is (``/metrics``) instead of as JSON."""
+
+    content_type = metrics.CONTENT_TYPE
 
 
 def dashboard_html() -> bytes:
@@ -185,6 +198,12 @@ def aggregator_routes(agg: Any) -> dict[str, Route]:
         "/api/gateways": gateways,
         "/api/triggers": lambda _r: agg.triggers(),
         "/api/status": status,
+        "/metrics": lambda _r: Text(
+            metrics.render(
+                metrics.service_families("aggregator", status(""))
+                + metrics.device_families(devices(""))
+            )
+        ),
     }
 
 
@@ -193,7 +212,8 @@ def gateway_routes(gw: Any) -> dict[str, Route]:
 
     def devices(_rest: str) -> Any:
         report = gw.report()
-        return [dict(info, id=dev) for dev, info in report["devices"].items()]
+        me = report["gateway"]
+        return [dict(info, id=dev, gateway=me) for dev, info in report["devices"].items()]
 
     def variable(name: str) -> Any:
         with gw.lock:
@@ -210,4 +230,10 @@ def gateway_routes(gw: Any) -> dict[str, Route]:
         "/api/status": lambda _r: gw.report()["counters"],
         "/api/variables": variables,
         "/api/variables/": variable,
+        "/metrics": lambda _r: Text(
+            metrics.render(
+                metrics.service_families("gateway", gw.report()["counters"])
+                + metrics.device_families(devices(""))
+            )
+        ),
     }

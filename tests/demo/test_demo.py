@@ -50,17 +50,28 @@ def _micropython() -> str | None:
     return str(here) if here.exists() else shutil.which("micropython")
 
 
-def test_demo_bills_every_ad_once_and_loses_nothing(tmp_path: Path) -> None:
-    _require(_micropython() is not None, "the MicroPython unix port")
+@pytest.mark.parametrize("devices_on", ["micropython", "cpython"])
+def test_demo_bills_every_ad_once_and_loses_nothing(tmp_path: Path, devices_on: str) -> None:
+    """On MicroPython the devices run the .mpy bundle; without it, the same code on CPython."""
+    if devices_on == "micropython":
+        _require(_micropython() is not None, "the MicroPython unix port")
     r = subprocess.run(
         [sys.executable, "-m", "lasp_edge.cli", "demo", "--devices", "3", "--duration", "22",
          "--thresholds", "ad-1:15,ad-2:30", "--view-ms", "60", "--offline", "1",
-         "--sync-period", "0.5", "--workdir", str(tmp_path / "run")],
+         "--sync-period", "0.5", "--workdir", str(tmp_path / "run"),
+         "--devices-on", devices_on],
         capture_output=True, text=True, timeout=180, env=_env(), cwd=str(tmp_path),
     )  # fmt: skip
     out = r.stdout
     assert r.returncode == 0, out + r.stderr[-3000:]
     assert "dashboard: http://127.0.0.1:" in out
+    bundled = sorted((tmp_path / "run" / "bundle" / "lib").glob("*/*.py"))
+    if devices_on == "micropython":
+        assert "devices: 3 x MicroPython (the .mpy bundle" in out, out
+        assert (tmp_path / "run" / "bundle" / "lib" / "lasp_edge" / "cbor.mpy").exists()
+        assert not bundled, "the devices must load .mpy files only"
+    else:
+        assert "devices: 3 x CPython" in out, out
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^(ad-\d+) .*$", out, re.M)}
     assert set(rows) == {"ad-1", "ad-2"}, out
     for row in rows.values():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 import threading
+import urllib.request
 
 from gw_helpers import REPO, aggregator_args, free_port, http_json, wait_until
 from simdevice import SimDevice, oracle
@@ -152,6 +154,13 @@ def test_http_api_shapes(mosquitto_broker, tmp_path, monkeypatch):
         gws = http_json(api.url + "/api/gateways")
         assert gws[0]["id"] == "gw" and "uplink" in gws[0]["report"]
         assert http_json(api.url + "/api/status")["replica"] == "agg"
+        with urllib.request.urlopen(api.url + "/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = r.read().decode()
+        for name in ("received", "bytes_in", "deltas"):
+            assert re.search(r'^lasp_%s_total\{role="aggregator"\} [1-9]' % name, text, re.M)
+        assert 'lasp_device_rejected_total{device="d1",gateway="gw"} 0' in text
+        assert re.search(r'^lasp_device_sync_lag_seconds\{device="d1",gateway="gw"\} ', text, re.M)
         try:
             http_json(api.url + "/api/variables/nope")
         except Exception as exc:  # urllib raises HTTPError for 404
