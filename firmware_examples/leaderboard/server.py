@@ -13,6 +13,11 @@ season) publishes a smaller slot with a higher version, and the global view drop
 only it held. ``--evict DEVICE`` removes a decommissioned device's slot.
 
     .venv/bin/python firmware_examples/leaderboard/server.py --broker 127.0.0.1 --k 10
+
+The same program runs in ``lasp-edge aggregator`` (behind a gateway) as ``program``, with
+K from ``LASP_K`` (default 10)::
+
+    LASP_K=10 lasp-edge aggregator --program firmware_examples/leaderboard/server.py:program ...
 """
 
 import os
@@ -30,6 +35,11 @@ from lasp_edge.store import Store  # noqa: E402
 def declare_program(store, k):
     store.declare_dynamic("local_top", "topk", k=k)
     store.fold_dynamic("local_top", None, "leaderboard")
+
+
+def program(store):
+    """The aggregator program (its K must match the devices', as ``--k`` does)."""
+    declare_program(store, int(os.environ.get("LASP_K", "10")))
 
 
 def main(argv=None):

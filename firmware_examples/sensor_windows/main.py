@@ -51,6 +51,8 @@ class Sensor:
                 print("window", w, "(from the server)")
 
     def current(self, now):
+        if not self.base:
+            return 0  # no time base yet: ticks alone must not invent windows 1, 2, ...
         w = self.base + ticks_diff(now, self.base_at) // self.window_ms
         return w if w > self.known else self.known
 

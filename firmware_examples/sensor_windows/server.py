@@ -12,10 +12,15 @@ interest). The global average of window ``w`` is ``tsum[w] / tcount[w]``, printe
 the last ``--show`` windows. ORIGIN_MS (2024-01-01) keeps indexes small ints on devices.
 
     .venv/bin/python firmware_examples/sensor_windows/server.py --broker 127.0.0.1
+
+The same program runs in ``lasp-edge aggregator`` (behind a gateway) as ``program``::
+
+    lasp-edge aggregator --program firmware_examples/sensor_windows/server.py:program ...
 """
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk"))
 
 from server_bridge import bridge_for, server_args  # noqa: E402
 
-from lasp_edge.store import Store  # noqa: E402
+from lasp_edge.store import Store, StoreClosedError  # noqa: E402
 
 ORIGIN_MS = 1704067200000  # 2024-01-01T00:00:00Z
 KELVIN_CC = 27315
@@ -34,6 +39,42 @@ def declare_program(store):
     store.declare("tsum", "awmap", vtype="gcounter")
     store.declare("tcount", "awmap", vtype="gcounter")
     store.declare("window", "maxregister")
+
+
+def announce(store, window_ms):
+    """Set ``window`` to the current window index (it only grows); returns the index."""
+    w = (int(time.time() * 1000) - ORIGIN_MS) // window_ms
+    if w > store.query("window"):
+        store.update("window", "set", w)
+    return w
+
+
+def program(store):
+    """The aggregator program: the variables, and the clock as a thread of its own.
+
+    Its settings come from the environment, since the aggregator is a process of its own:
+    ``LASP_WINDOW_MS`` (default 300000; must match the devices) and ``LASP_CLOCK_S``: stop
+    announcing windows after this many seconds (default 0: never). A run with an end, such
+    as ``lasp-edge emulate``, stops the clock so that every device can converge on the last
+    window (devices keep advancing their own index from their ticks meanwhile). Only the
+    trusted replica keeps the clock: one server is the time base.
+    """
+    declare_program(store)
+    if not getattr(store, "trusted", True):
+        return
+    window_ms = int(os.environ.get("LASP_WINDOW_MS", "300000"))
+    clock_s = float(os.environ.get("LASP_CLOCK_S", "0"))
+
+    def clock():
+        t0 = time.monotonic()
+        while not clock_s or time.monotonic() - t0 < clock_s:
+            try:
+                announce(store, window_ms)
+            except StoreClosedError:
+                return  # the aggregator is stopping
+            time.sleep(0.2)
+
+    threading.Thread(target=clock, name="window-clock", daemon=True).start()
 
 
 def averages(store):
@@ -60,9 +101,7 @@ def main(argv=None):
     last = None
     try:
         while not args.run_s or time.monotonic() - t0 < args.run_s:
-            w = (int(time.time() * 1000) - ORIGIN_MS) // args.window_ms
-            if w > store.query("window"):
-                store.update("window", "set", w)
+            w = announce(store, args.window_ms)
             with bridge.lock:  # tsum and tcount of one delta are bound under this lock
                 avg = averages(store)
             shown = sorted(avg.items())[-args.show :]

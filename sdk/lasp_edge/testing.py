@@ -13,11 +13,17 @@ Fixtures (each is function-scoped: a fresh fleet and fresh databases per test):
 
 * ``mqtt_broker``: mosquitto when it is installed, otherwise the embedded amqtt broker,
   on a free loopback port; ``mqtt_broker.restart()`` keeps the port.
-* ``aggregator``: ``lasp-edge aggregator`` running the ad-counter program, behind a
+* ``lasp_app``: the firmware example the ``aggregator`` fixture serves (default
+  ``firmware_examples/ad_counter``); override it (a fixture of that name, or
+  ``@pytest.mark.parametrize("lasp_app", [...])``) to use ``aggregator`` with another app.
+* ``aggregator``: ``lasp-edge aggregator`` running ``lasp_app``'s server program, behind a
   fault proxy (``aggregator.proxy.cut(seconds)`` makes it unreachable).
 * ``gateway``: ``lasp-edge gateway`` on the broker; ``kill9()`` / ``start()``.
 * ``fleet(app, devices=..., faults=[...], seed=..., real=0, duration=10)``: starts one
-  emulation (docs/EMULATOR.md) against those three and returns a ``FleetRun``.
+  emulation (docs/EMULATOR.md) of any firmware example the emulator knows, on the
+  broker and the gateway. The aggregator is the ``aggregator`` fixture when the test asks
+  for it (it must serve the same app), otherwise one the run starts with the app's own
+  server program and stops at its end. Returns a ``FleetRun``.
 
 ``FleetRun.until_converged(timeout)`` waits for the counting to end and the fleet to
 converge, and raises ``AssertionError`` with the final table (oracle against gateway and
@@ -91,14 +97,24 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture
-def aggregator(mqtt_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``lasp-edge aggregator`` with the ad-counter program, behind a fault proxy."""
+def lasp_app() -> str:
+    """The firmware example the ``aggregator`` fixture serves; override to change it."""
+    return "firmware_examples/ad_counter"
+
+
+@pytest.fixture
+def aggregator(mqtt_broker: Any, lasp_app: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``lasp-edge aggregator`` with ``lasp_app``'s server program, behind a fault proxy."""
     from lasp_gateway.emulator.apps import load_app
     from lasp_gateway.emulator.stack import AggregatorService
 
-    spec = load_app("ad_counter")
+    spec = load_app(lasp_app)
     agg = AggregatorService(
-        mqtt_broker, tmp_path_factory.mktemp("aggregator"), spec.program, spec.program_env
+        mqtt_broker,
+        tmp_path_factory.mktemp("aggregator"),
+        spec.program_spec(),
+        spec.program_env,
+        app=spec.name,
     )
     agg.start()
     yield agg
@@ -106,8 +122,9 @@ def aggregator(mqtt_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> An
 
 
 @pytest.fixture
-def gateway(mqtt_broker: Any, aggregator: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``lasp-edge gateway`` on ``mqtt_broker``, forwarding to ``aggregator``."""
+def gateway(mqtt_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``lasp-edge gateway`` on ``mqtt_broker`` (it forwards to whichever aggregator runs:
+    shared variables reach it from the aggregator's schema when that one is up)."""
     from lasp_gateway.emulator.stack import GatewayService
 
     gw = GatewayService(mqtt_broker, tmp_path_factory.mktemp("gateway"))
@@ -118,7 +135,10 @@ def gateway(mqtt_broker: Any, aggregator: Any, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture
 def fleet(
-    mqtt_broker: Any, gateway: Any, aggregator: Any, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    mqtt_broker: Any,
+    gateway: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
     """``fleet(app, devices=20, faults=[...], seed=0, real=0, duration=10, **options)``.
 
@@ -126,6 +146,7 @@ def fleet(
     ``broken``...). One fleet per test: the services' state belongs to that fleet's oracle.
     """
     from lasp_gateway.emulator import Emulation, EmulationConfig, parse_faults
+    from lasp_gateway.emulator.apps import load_app
 
     runs: list[FleetRun] = []
 
@@ -140,6 +161,16 @@ def fleet(
             raise RuntimeError("one fleet per test: the services already hold its state")
         options.setdefault("duration", 10.0)
         options.setdefault("view_ms", 500)
+        aggregator = None
+        if "aggregator" in request.fixturenames:  # the test holds it: the run uses it
+            aggregator = request.getfixturevalue("aggregator")
+            wanted = load_app(app).name
+            serves = getattr(aggregator, "app", None)  # None: a user's own aggregator fixture
+            if serves is not None and serves != wanted:
+                raise ValueError(
+                    "the aggregator fixture serves %s, the fleet runs %s: override the "
+                    "lasp_app fixture (docs/EMULATOR.md)" % (serves, wanted)
+                )
         cfg = EmulationConfig(
             app=app,
             devices=devices,

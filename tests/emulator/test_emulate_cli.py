@@ -50,3 +50,10 @@ def test_emulate_rejects_an_unknown_fault_before_starting_anything():
     r = _emulate("--faults", "los:0.2", timeout=60)
     assert r.returncode == 2
     assert "unknown fault 'los'" in r.stderr
+
+
+def test_emulate_names_the_apps_it_knows_when_given_another():
+    r = _emulate("--app", "firmware_examples/no_such_app", timeout=60)
+    assert r.returncode == 2
+    for app in ("ad_counter", "leaderboard", "sensor_windows"):
+        assert "firmware_examples/%s" % app in r.stderr

@@ -10,30 +10,13 @@ unreachable. Each run must converge to exactly the oracle. A deliberately broken
 shows that the same check fails, loudly, when data is lost.
 
 The fixtures ``fleet``, ``mqtt_broker``, ``gateway``, ``aggregator`` come from the
-``lasp_edge.testing`` plugin (pytest11 entry point), as in a user's project.
+``lasp_edge.testing`` plugin (pytest11 entry point), as in a user's project; ``real_parts``
+from conftest.py.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from lasp_gateway.emulator.services import find_micropython, find_mosquitto
-
-
-def _require(what: str, found: str | None) -> None:
-    if found:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true: %s is required for the end-to-end tests" % what)
-    pytest.skip("%s not found" % what)
-
-
-@pytest.fixture
-def real_parts():
-    _require("mosquitto", find_mosquitto())
-    _require("the MicroPython unix port", find_micropython())
 
 
 def _kinds(report):

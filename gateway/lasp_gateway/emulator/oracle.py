@@ -14,9 +14,15 @@ Real devices (MicroPython processes) report through their oracle file and, at th
 their flash store: the final state is read from the store the device wrote, and its
 own total is checked against the ``F`` line the app printed.
 
-``expected()`` is the join of every device's durable state: what the gateway and the
-aggregator must hold exactly when the fleet has converged. Nothing lost (the aggregator
-is not below it), nothing double-counted (not above it).
+``expected()`` is the join of every device's durable state: what the gateway must hold
+exactly when the fleet has converged. Nothing lost (the gateway is not below it), nothing
+double-counted (not above it).
+
+Next to the CRDT copies the oracle keeps *facts*, plain records of what the app did (a
+score, a reading; the app's ``AppSpec`` says which), made and durable alike. From the
+durable facts of every device the app's spec recomputes, with no CRDT at all, what the
+aggregator's program must show (``AppSpec.program_expected``): the global top-k of every
+score, the average of every reading per window.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class DeviceOracle:
         self.durable = {n: s.copy() for n, s in bottoms.items()}
         self.made_n = 0
         self.durable_n = 0
+        self.facts: list[Any] = []  # made; the first ``durable_facts`` of them are durable
+        self.durable_facts = 0
         self.lost_at_crash = 0
         self.crashes = 0
 
@@ -39,7 +47,11 @@ class DeviceOracle:
             getattr(state, op)(*args)
             self.made_n += 1
 
+    def fact(self, fact: Any) -> None:
+        self.facts.append(fact)
+
     def flushed(self) -> None:
+        self.durable_facts = len(self.facts)
         if self.durable_n != self.made_n:
             self.durable = {n: s.copy() for n, s in self.made.items()}
             self.durable_n = self.made_n
@@ -49,14 +61,17 @@ class DeviceOracle:
         self.lost_at_crash += self.made_n - self.durable_n
         self.made = {n: s.copy() for n, s in self.durable.items()}
         self.made_n = self.durable_n
+        del self.facts[self.durable_facts :]
 
-    def set_final(self, states: dict[str, Any], total: int) -> None:
-        """A real device's end state (from its store) and own total (its ``F`` line)."""
+    def set_final(self, states: dict[str, Any], total: int, facts: Any = ()) -> None:
+        """A real device's end state and facts (from its store), own total (``F`` line)."""
         for n, s in states.items():
             if n in self.made:
                 self.made[n] = s.copy()
                 self.durable[n] = s.copy()
         self.made_n = self.durable_n = total
+        self.facts = list(facts)
+        self.durable_facts = len(self.facts)
 
 
 class Oracle:
@@ -75,6 +90,13 @@ class Oracle:
         for d in self.devices.values():
             for n, s in d.durable.items():
                 out[n].merge(s)
+        return out
+
+    def facts(self, durable: bool = True) -> list[Any]:
+        """Every device's facts: the durable ones (the verdict) or all made (the plot)."""
+        out: list[Any] = []
+        for d in list(self.devices.values()):
+            out += d.facts[: d.durable_facts] if durable else d.facts
         return out
 
     @property

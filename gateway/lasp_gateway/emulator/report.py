@@ -17,7 +17,7 @@ from typing import IO, Any
 @dataclass
 class Sample:
     t: float
-    made: int  # updates made by the whole fleet so far (the oracle)
+    made: int  # the app's measure (AppSpec.measure_made) of all the fleet made so far
     gateway: int | None  # updates the gateway holds (None: not reachable)
     aggregator: int | None
     pending: int  # virtual devices with something unacknowledged
@@ -57,6 +57,7 @@ class Report:
     gateway_usage: dict[str, float] | None
     samples: list[Sample] = field(default_factory=list)
     workdir: str | None = None
+    unit: str = "updates"  # what the samples count (impressions, readings, top-k points)
 
     @property
     def ok(self) -> bool:
@@ -88,21 +89,22 @@ class Report:
             f.write("\n")
 
     def table(self) -> str:
-        """The final table: per variable and key, the oracle against each service."""
+        """The final table: per variable and key, the oracle against each service.
+
+        When the aggregator's program shows something else than the gateway holds (the
+        leaderboard's global top-k, the sensor averages), its rows come apart, marked
+        "(program)", and the column a row does not compare shows a dot.
+        """
         exp = self.values.get("expected", {})
-        rows = [("variable", "key", "oracle", "gateway", "aggregator", "")]
+        program = self.values.get("expected_aggregator")
+        gw, agg = self.values.get("gateway", {}), self.values.get("aggregator", {})
+        rows: list[tuple[str, ...]] = [("variable", "key", "oracle", "gateway", "aggregator", "")]
+        same = {v for v in exp if program is None or program.get(v, _NA) == exp[v]}
         for var, want in sorted(exp.items()):
-            gw = self.values.get("gateway", {}).get(var)
-            agg = self.values.get("aggregator", {}).get(var)
-            keys = sorted(want) if isinstance(want, dict) else [None]
-            for k in keys:
-                e = want[k] if k is not None else want
-                g = _pick(gw, k)
-                a = _pick(agg, k)
-                rows.append(
-                    (var, "-" if k is None else str(k), str(e), str(g), str(a),
-                     "ok" if e == g == a else "MISMATCH")
-                )  # fmt: skip
+            rows += _rows(var, want, gw.get(var), agg.get(var) if var in same else _NA)
+        for var, want in sorted((program or {}).items()):
+            if var not in same:
+                rows += _rows(var + " (program)", want, _NA, agg.get(var))
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines = [line.rstrip() for line in lines]
@@ -138,10 +140,59 @@ class Report:
         out.write(self.table())
 
 
+_NA = object()  # a column this row does not compare
+SHOWN_OK = 12  # matching keys listed per variable; more are summed up in one row
+
+
+def _rows(var: str, want: Any, gw: Any, agg: Any) -> list[tuple[str, ...]]:
+    """Table rows of one variable: a row per map key or top-k rank (or one row)."""
+    if isinstance(want, dict):
+        keys: list[Any] = sorted(want, key=str)
+    elif isinstance(want, list):
+        keys = list(range(len(want)))
+    else:
+        keys = [None]
+    rows: list[tuple[str, ...]] = []
+    hidden = 0
+    for k in keys:
+        e, g, a = _pick(want, k), _pick(gw, k), _pick(agg, k)
+        ok = all(v is _NA or v == e for v in (g, a))
+        if ok and len(rows) >= SHOWN_OK:
+            hidden += 1
+            continue
+        label = "-" if k is None else ("#%d" % (k + 1) if isinstance(want, list) else str(k))
+        rows.append((var, label, str(e), _cell(g), _cell(a), "ok" if ok else "MISMATCH"))
+    for name, value in (("gateway", gw), ("aggregator", agg)):
+        extra = _extra_keys(want, value)
+        if extra:
+            rows.append((var, "(extra)", "-", _cell(extra) if name == "gateway" else ".",
+                         _cell(extra) if name == "aggregator" else ".", "MISMATCH"))  # fmt: skip
+    if hidden:
+        rows.append((var, "(%d more)" % hidden, "", "", "", "ok"))
+    return rows
+
+
+def _cell(v: Any) -> str:
+    return "." if v is _NA else str(v)
+
+
 def _pick(value: Any, key: Any) -> Any:
-    if key is None:
+    if key is None or value is _NA:
         return value
-    return value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, dict):
+        return value.get(key)
+    if isinstance(value, list) and isinstance(key, int):
+        return value[key] if key < len(value) else None
+    return None
+
+
+def _extra_keys(want: Any, got: Any) -> Any:
+    """What a service holds beyond the oracle's keys (or ranks)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        return {k: v for k, v in got.items() if k not in want} or None
+    if isinstance(want, list) and isinstance(got, list) and len(got) > len(want):
+        return got[len(want) :]
+    return None
 
 
 def _behind(s: Sample, attr: str) -> float:
@@ -187,12 +238,12 @@ def plot(report: Report, path: str) -> None:
     ts = [s.t for s in report.samples]
     for attr, colour in (("gateway", "#1f77b4"), ("aggregator", "#2ca02c")):
         ys = [_behind(s, attr) for s in report.samples]
-        ax.plot(ts, ys, color=colour, label="%s behind (updates)" % attr)
+        ax.plot(ts, ys, color=colour, label="%s behind (%s)" % (attr, report.unit))
     ax.axvline(report.duration_s, color="black", ls="--", lw=1, label="counting stops")
     if report.converged_at_s is not None:
         ax.axvline(report.converged_at_s, color="green", ls=":", lw=1.5, label="converged")
     ax.set_xlabel("seconds")
-    ax.set_ylabel("updates not yet held")
+    ax.set_ylabel("%s not yet held" % report.unit)
     ax.set_title(
         "%s: %d devices (%d real), seed %d: %s\nfaults %s"
         % (report.app, report.devices, report.real, report.seed,

@@ -83,7 +83,9 @@ class AggregatorService(_Service):
         program: str = "lasp_gateway.demo_program:program",
         env: dict[str, str] | None = None,
         sync_period_ms: int = 500,
+        app: str | None = None,
     ) -> None:
+        self.app = app  # the firmware example whose server program this is (if known)
         workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.proxy = FaultProxy(broker.port, target_host=broker.host)
