@@ -5,7 +5,10 @@
 #   make -C ports/rp2 BOARD=RPI_PICO_W FROZEN_MANIFEST=/path/to/lasp-edge/micropython/manifest.py
 #
 # It keeps the board's own frozen modules, then adds the portable core (only the modules
-# that run on devices: not the CPython-only store, cli or tooling) and the runtime.
+# that run on devices: not the CPython-only store, cli or tooling) and the runtime, without
+# lasp_device/mqtt.py: a board uses micropython-lib's umqtt.simple (add
+# require("umqtt.simple") here, or `mpremote mip install umqtt.simple`); the bundled client
+# exists for CI on the unix port (list mqtt.py below to freeze it anyway).
 include("$(PORT_DIR)/boards/manifest.py")
 
 package(
@@ -40,4 +43,20 @@ package(
     base_path="../sdk",
     opt=1,
 )
-package("lasp_device", base_path=".", opt=1)
+package(
+    "lasp_device",
+    files=[
+        "__init__.py",
+        "app.py",
+        "device.py",
+        "flashstore.py",
+        "hw.py",
+        "meter.py",
+        "recovery.py",
+        "sensors.py",
+        "ticks.py",
+        "transport.py",
+    ],
+    base_path=".",
+    opt=1,
+)

@@ -73,7 +73,11 @@ def main():
     dev.declare("impressions", AWMap("gcounter"))
     oracle = Oracle(s.ORACLE)
     app = App(dev, hw.Button(s.BUTTON_PIN, s.get("VIEW_MS", 3000)), oracle)
-    epoch = dev.start()  # recover, bump the boot counter, persist it: before connecting
+    # The MQTT session is built before start() (it connects only in poll(), after it): its
+    # code and long-lived objects then sit together, below the short-lived garbage of
+    # recovery, instead of in its holes (micropython/README.md, "RAM").
+    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
+    epoch = dev.start()  # recover, bump the boot counter, persist it: before any connection
     app.counted = own_total(dev.var("impressions"), dev.id)
     oracle.write("R", epoch, app.counted)
     print("boot epoch=%d counted=%d ads=%s" % (epoch, app.counted, " ".join(app.ads())))
@@ -82,7 +86,6 @@ def main():
     if probe is not None:
         dev.probe = probe.sample
     hw.wifi(s.WIFI_SSID, s.WIFI_PASSWORD)
-    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
     gc.collect()
     if probe is not None:
         probe.base = probe.sample()

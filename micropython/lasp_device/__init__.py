@@ -3,10 +3,13 @@
 Modules, imported lazily by the app so a device only pays RAM for what it uses:
 
 * ``device``     ``Device``: declared variables, offline updates, flash durability, sync
-* ``flashstore`` crash-safe snapshot file (temp file + atomic rename) and FAT detection
+* ``flashstore`` crash-safe snapshot file (temp file + atomic rename)
+* ``recovery``   boot-only: reads the store back, restores the node, FAT detection;
+  ``Device.start()`` unloads it again
 * ``ticks``      ``ticks_ms``/``ticks_diff``/``ticks_add`` (MicroPython, or a CPython shim)
 * ``hw``         tiny hardware shims (WiFi, button, LED, temperature) with unix fallbacks
-* ``transport``  MQTT session with reconnect and backoff; ``mqtt`` a umqtt.simple client;
+* ``transport``  MQTT session with reconnect and backoff; ``mqtt`` a umqtt.simple client
+  (unix bundle only by default: boards use umqtt.simple itself);
   ``meter`` counts socket reads for third-party clients (loaded only for them)
 * ``sensors``    the LED and temperature sensor that ``hw`` re-exports (loaded on first use)
 

@@ -30,15 +30,17 @@ Call order in the main loop: ``update()`` whenever the app counts something, and
 applies the flush policy, runs the sync period, and publishes what the node wants sent).
 """
 
+import sys
+
 from lasp_edge import cbor
 from lasp_edge._compat import const
 from lasp_edge.crdts.base import check_replica
 from lasp_edge.sync.node import Node
 
-from lasp_device.flashstore import FlashStore, fs_kind
+from lasp_device.flashstore import FlashStore
 from lasp_device.ticks import ticks_add, ticks_diff, ticks_ms
 
-_FORMAT = const(1)  # version of the [format, node snapshot, app data] record
+FORMAT = const(1)  # version of the [format, node snapshot, app data] record (recovery too)
 _REBASE_AT = const(1 << 29)  # the node clock is shifted back before reaching this...
 _REBASE_BY = const(1 << 28)  # ...by this much (old node timestamps go negative: harmless)
 
@@ -138,8 +140,7 @@ class Device:
         A failing policy flush (flash full) is counted in ``flush_errors`` and retried
         later; the update itself stays in RAM and is not sent until it is durable.
         """
-        if not self.started:
-            raise RuntimeError("Device.start() first: it recovers the state this updates")
+        self._started()
         d = self.node.update(name, op, *args)
         if not d.is_bottom():
             self._touch()
@@ -188,40 +189,31 @@ class Device:
 
     # -- durability ----------------------------------------------------------------------
 
+    def _started(self):
+        """Updates, flushes, connections and polls all need what ``start()`` recovers (the
+        state, the store's generation, the epoch the MQTT will names)."""
+        if not self.started:
+            raise RuntimeError("call Device.start() first: it recovers state and epoch")
+
     def start(self, now=None):
-        """Recover from flash, bump the boot counter and persist it. Call before connect.
+        """Recover from flash, bump the boot counter and persist it. Call before ``poll``.
 
         Returns the new epoch. Raises ``flashstore.CorruptStore`` when the snapshot is
         damaged and no complete copy exists (see README, "Recovery").
         """
         if self.started:
             return self.node.epoch
-        self.fs = fs_kind(self.store.dir)
-        if self.fs == "fat":
-            _log(
-                "WARNING %s is on FAT: rename is not atomic there, a power cut during a flush"
-                " can corrupt the volume; use littlefs" % self.store.dir
-            )
-        payload = self.store.load()
-        epoch = 0
-        if payload is not None:
-            rec = cbor.loads(payload)
-            del payload
-            if type(rec) is not list or len(rec) != 3 or rec[0] != _FORMAT:
-                raise ValueError("unknown snapshot format in %s" % self.store.path)
-            snap = rec[1]
-            if snap["replica"] != self.id:
-                raise ValueError(
-                    "store %s belongs to replica %r, not %r"
-                    % (self.store.dir, snap["replica"], self.id)
-                )
-            declared = self.node.vars
-            self.node.restore(snap)
-            for name, state in declared.items():
-                self.node.declare(name, state)  # raises on a type mismatch
-            self.app = rec[2]
-            epoch = snap["epoch"]
-            rec = snap = None
+        import lasp_device
+        from lasp_device import recovery
+
+        try:
+            epoch = recovery.recover(self)
+        finally:
+            # Boot-only code: unload it so the collector can take the whole module back
+            # (see lasp_device.recovery). The import also bound it on the package.
+            del recovery
+            sys.modules.pop("lasp_device.recovery", None)
+            lasp_device.__dict__.pop("recovery", None)
         self.node.epoch = epoch + 1
         self.started = True
         self._last = self.clock() if now is None else now
@@ -247,8 +239,7 @@ class Device:
             return False
 
     def _write(self):
-        if not self.started:
-            raise RuntimeError("Device.start() first: it recovers the store and the epoch")
+        self._started()
         cb = self.on_flush
         if cb is not None:
             cb(False)
@@ -267,7 +258,7 @@ class Device:
         hands the encoding to the store in small pieces, so no buffer the size of the
         record is ever needed (on a fragmented heap that, not the total, is what fails).
         """
-        rec = [_FORMAT, self.node.snapshot(True), self.app]
+        rec = [FORMAT, self.node.snapshot(True), self.app]
         cbor.dump(rec, write)
         if self.probe is not None:
             self.probe()  # with the tree still alive: the peak
@@ -321,11 +312,14 @@ class Device:
         attempt, e.g. ``lambda: MQTTClient(dev_id, host, port, user, pw, keepalive=30)``.
         The transport registers this epoch's DEATH as the last will on ``le/u/<id>`` and
         subscribes ``le/d/<id>`` on every (re)connection.
+
+        It may come before ``start()``: nothing touches the network until ``poll``, which
+        needs ``start()``, and the will is built at each connection, so it always names the
+        epoch ``start()`` set. Building the transport first puts its long-lived objects in
+        the heap before recovery's short-lived ones, which leaves fewer holes (RAM).
         """
         from lasp_device.transport import Transport
 
-        if not self.started:
-            raise RuntimeError("Device.start() first: the will must name the new epoch")
         t = Transport(make_client, backoff_base_ms=backoff_base_ms, backoff_cap_ms=backoff_cap_ms)
         t.set_will(self.up_topic, self.death_message)  # evaluated at each connect
         t.subscribe(self.down_topic)
@@ -365,8 +359,7 @@ class Device:
 
     def poll(self, now=None):
         """Do everything that is due; call it often from the main loop. Never blocks long."""
-        if not self.started:
-            raise RuntimeError("Device.start() first")
+        self._started()
         now = self.clock() if now is None else now
         self._advance(now)
         t = self.transport

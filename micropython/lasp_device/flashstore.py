@@ -28,15 +28,18 @@ FAT drivers raise, and ``save`` then removes ``state`` itself before renaming. E
 crash between the remove and the rename leaves only ``state.tmp``, which ``load`` recovers.
 That keeps the record consistent for a clean crash, but a power cut in the middle of a FAT
 directory or allocation-table update can still corrupt the volume, which is why
-``fs_kind`` detects FAT and the Device warns (see micropython/README.md).
+``recovery.fs_kind`` detects FAT and the Device warns (see micropython/README.md).
+
+Reading records back happens once per boot, so it lives in ``lasp_device.recovery``, which
+the device unloads once it has started; this module keeps what every flush needs.
 """
 
 import os
 
 from lasp_edge._compat import const
 
-_MAGIC = b"LEd1"
-_HDR = const(16)
+MAGIC = b"LEd1"
+HDR = const(16)  # the header: magic, generation, length, CRC-32 (u32 BE each)
 
 
 class CorruptStore(Exception):
@@ -85,82 +88,6 @@ def makedirs(path):
             os.mkdir(cur)
 
 
-def _abspath(path):
-    if path.startswith("/"):
-        return path
-    cwd = os.getcwd()
-    return cwd.rstrip("/") + "/" + path
-
-
-def _under(path, mount):
-    return mount == "/" or path == mount or path.startswith(mount.rstrip("/") + "/")
-
-
-def fs_kind(path):
-    """Best guess of the filesystem holding ``path``: 'fat', 'lfs', 'posix:<type>' or '?'.
-
-    Heuristic, in order:
-    1. MicroPython's VFS table (``vfs.mount()`` with no arguments, v1.23+; ``os.mount()`` on
-       some older builds): the mount with the longest prefix of ``path`` tells its class,
-       ``VfsFat`` or ``VfsLfs1``/``VfsLfs2``.
-    2. A host filesystem (``VfsPosix`` on the unix port, or CPython): the longest matching
-       mount point in /proc/mounts gives the Linux type (``vfat``, ``msdos``, ``exfat`` are
-       FAT).
-    3. ``os.statvfs``: Linux reports a maximum name length of 1530 for vfat (255 UTF-16
-       units, 6 bytes each); MicroPython's FAT and littlefs both say 255, so this only
-       helps on hosts.
-    A definitive check happens later anyway: ``FlashStore.save`` notices when rename
-    refuses to replace an existing file, which is FAT behaviour.
-    """
-    p = _abspath(path)
-    kind = "?"
-    mounts = None
-    try:
-        import vfs  # type: ignore[import-not-found]
-
-        mounts = vfs.mount()
-    except Exception:
-        try:
-            mounts = os.mount()
-        except Exception:
-            mounts = None
-    if mounts:
-        best = None
-        for obj, mp in mounts:
-            if _under(p, mp) and (best is None or len(mp) > len(best[1])):
-                best = (obj, mp)
-        if best is not None:
-            name = type(best[0]).__name__
-            if name == "VfsFat":
-                return "fat"
-            if name.startswith("VfsLfs"):
-                return "lfs"
-            if name != "VfsPosix":
-                return name
-    # A host filesystem: ask Linux.
-    try:
-        best = None
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and _under(p, parts[1]):
-                    if best is None or len(parts[1]) > len(best[0]):
-                        best = (parts[1], parts[2])
-        if best is not None:
-            kind = "posix:" + best[1]
-            if best[1] in ("vfat", "msdos", "exfat", "fat", "fat32"):
-                return "fat"
-    except OSError:
-        pass
-    try:
-        st = os.statvfs(path)
-        if st[9] == 1530:
-            return "fat"
-    except (OSError, AttributeError, IndexError):
-        pass
-    return kind
-
-
 class FlashStore:
     """One snapshot record in ``directory``, replaced atomically on every ``save``."""
 
@@ -174,45 +101,17 @@ class FlashStore:
         self.rename_replaces = True  # False once rename refused to replace (FAT)
         makedirs(self.dir)
 
-    def _read(self, path):
-        """Return (generation, payload) of a valid record at ``path``, else None."""
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        if len(data) < _HDR or data[:4] != _MAGIC:
-            return None
-        n = int.from_bytes(data[8:12], "big")
-        if n != len(data) - _HDR:
-            return None
-        payload = data[_HDR:]
-        if _crc32(payload) != int.from_bytes(data[12:16], "big"):
-            return None
-        return int.from_bytes(data[4:8], "big"), payload
-
     def load(self):
         """The newest complete payload (bytes), or None on a fresh store.
 
         Raises ``CorruptStore`` if ``state`` exists but is unreadable and no valid temp
         file replaces it: a fresh start would reuse counter values the gateway already
-        holds, so the app has to decide (see ``Device.start``).
+        holds, so the app has to decide (see ``Device.start``). The work is done by the
+        boot-only module ``lasp_device.recovery`` (see there why it is separate).
         """
-        main = self._read(self.path)
-        tmp = self._read(self.tmp)
-        if tmp is not None and (main is None or tmp[0] > main[0]):
-            # Crashed after the temp file was complete: promote it before anything else.
-            self._replace()
-            main = tmp
-        elif _exists(self.tmp):
-            _remove(self.tmp)  # torn or stale: ignored
-        if main is None:
-            if _exists(self.path):
-                raise CorruptStore("%s is damaged and no valid %s exists" % (self.path, self.tmp))
-            self.gen = 0
-            return None
-        self.gen = main[0]
-        return main[1]
+        from lasp_device.recovery import load
+
+        return load(self)
 
     def save(self, payload):
         """Write ``payload`` as the next generation; on return it is the current record.
@@ -223,7 +122,7 @@ class FlashStore:
         header, which needs the length and CRC, is written last, over a placeholder.
         """
         gen = self.gen + 1
-        hdr = bytearray(_HDR)
+        hdr = bytearray(HDR)
         with open(self.tmp, "wb") as f:
             f.write(hdr)
             acc = [0, 0]  # payload length, CRC so far
@@ -237,7 +136,7 @@ class FlashStore:
                 payload(write)
             else:
                 write(payload)
-            hdr[0:4] = _MAGIC
+            hdr[0:4] = MAGIC
             hdr[4:8] = gen.to_bytes(4, "big")
             hdr[8:12] = acc[0].to_bytes(4, "big")
             hdr[12:16] = acc[1].to_bytes(4, "big")
@@ -246,7 +145,7 @@ class FlashStore:
         self._replace()
         self.gen = gen
         self.writes += 1
-        self.bytes_written += _HDR + acc[0]
+        self.bytes_written += HDR + acc[0]
 
     def _replace(self):
         if self.rename_replaces:

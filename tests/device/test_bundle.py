@@ -42,12 +42,15 @@ def cli(*args, timeout=300):
     )
 
 
-def expected_modules():
-    """Every module a device needs, relative to lib/, as .mpy."""
+def expected_modules(with_mqtt=False):
+    """Every module a device needs, relative to lib/, as .mpy: on a board (the default)
+    without lasp_device/mqtt (boards use umqtt.simple), which the unix bundle carries."""
     out = {"lasp_edge/%s" % f for f in B.CORE_FILES}
     for d in B.CORE_DIRS:
         out |= {"lasp_edge/%s/%s" % (d, p.name) for p in (SDK / "lasp_edge" / d).glob("*.py")}
     out |= {"lasp_device/%s" % p.name for p in (RUNTIME / "lasp_device").glob("*.py")}
+    if not with_mqtt:
+        out.discard("lasp_device/" + B.MQTT_CLIENT)
     return {m[:-3] + ".mpy" for m in out}
 
 
@@ -68,7 +71,7 @@ def test_bundle_layout_sizes_and_report(mpy_cross_tool, tmp_path, target):
     assert r.returncode == 0, r.stderr
     lib = out / "lib"
     files = {p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file()}
-    assert files == expected_modules()
+    assert files == expected_modules(with_mqtt=target == "unix")
     for p in lib.rglob("*.mpy"):
         head = p.read_bytes()[:2]
         assert head == b"M\x06", "%s is not an mpy v6 file" % p
@@ -91,6 +94,41 @@ def test_bundle_layout_sizes_and_report(mpy_cross_tool, tmp_path, target):
         }
         (ROOT / "build").mkdir(exist_ok=True)
         (ROOT / "build" / "bundle_size.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def test_mqtt_client_only_where_asked_and_the_app_with_its_stub(mpy_cross_tool, tmp_path):
+    """esp32/rp2 bundles leave lasp_device.mqtt out unless --with-mqtt (boards use
+    umqtt.simple); unix keeps it unless --without-mqtt. ``--app DIR`` compiles DIR/main.py
+    as lib/NAME.mpy (so it is in the ROMFS image too), writes the stub OUT/main.py that
+    imports it, and reports it apart from the library total."""
+    mqtt = "lasp_device/mqtt.mpy"
+    for target, flag, present in (
+        ("esp32", None, False),
+        ("esp32", "--with-mqtt", True),
+        ("rp2", None, False),
+        ("unix", None, True),
+        ("unix", "--without-mqtt", False),
+    ):
+        out = tmp_path / ("%s%s" % (target, flag or ""))
+        r = cli("bundle", "--target", target, *([flag] if flag else []), out)
+        assert r.returncode == 0, r.stderr
+        assert (out / "lib" / mqtt).exists() == present, (target, flag)
+        assert ("lib/" + mqtt in r.stdout) == present
+    out = tmp_path / "app"
+    ex = ROOT / "firmware_examples" / "ad_counter"
+    r = cli("bundle", "--target", "esp32", "--romfs", "--app", ex, out)
+    assert r.returncode == 0, r.stderr
+    app = out / "lib" / "ad_counter.mpy"
+    assert app.read_bytes()[:2] == b"M\x06"
+    stub = (out / "main.py").read_text()
+    assert [ln for ln in stub.splitlines() if not ln.startswith("#")] == ["import ad_counter"]
+    assert "%7d  lib/ad_counter.mpy (the app, not in the total)" % app.stat().st_size in r.stdout
+    total = int([ln for ln in r.stdout.splitlines() if "total .mpy" in ln][0].split()[0])
+    lib_files = [p for p in (out / "lib").rglob("*.mpy") if p != app]
+    assert total == sum(p.stat().st_size for p in lib_files)
+    assert (out / "lasp.romfs").read_bytes() == B.romfs_image(out / "lib")  # the app inside
+    r = cli("bundle", "--app", tmp_path, tmp_path / "bad")
+    assert r.returncode == 2 and "no main.py" in r.stderr
 
 
 def test_bundle_excludes_cpython_only_code(unix_bundle):  # noqa: F811
@@ -221,8 +259,8 @@ def test_flash_dry_run_prints_the_exact_mpremote_commands(tmp_path):
     ex = ROOT / "firmware_examples" / "ad_counter"
     line = [ln for ln in r.stdout.splitlines() if "mpremote" in ln and "connect" in ln][0]
     assert line.endswith(
-        "connect auto cp -r %s : + cp %s :boot.py + cp %s :main.py + cp %s :config.py + reset"
-        % (build / "lib", ex / "boot.py", ex / "main.py", cfg)
+        "connect auto cp -r %s : + mip install umqtt.simple + cp %s :boot.py + cp %s :main.py"
+        " + cp %s :config.py + reset" % (build / "lib", ex / "boot.py", ex / "main.py", cfg)
     )
     assert not build.exists()  # a dry run builds nothing
 
@@ -293,7 +331,7 @@ def test_package_json_installs_exactly_the_bundle_sources():
 def test_manifest_freezes_the_same_modules():
     text = (RUNTIME / "manifest.py").read_text()
     for m in expected_modules():
-        if m.startswith("lasp_edge/"):
-            rel = m[len("lasp_edge/") : -len(".mpy")] + ".py"
-            assert '"%s"' % rel in text, "manifest.py does not freeze lasp_edge/%s" % rel
-    assert 'package("lasp_device"' in text
+        pkg, rel = m[: -len(".mpy")].split("/", 1)
+        assert '"%s.py"' % rel in text, "manifest.py does not freeze %s/%s.py" % (pkg, rel)
+    assert '"%s"' % B.MQTT_CLIENT not in text  # boards use umqtt.simple (bundle.py)
+    assert 'package(\n    "lasp_device"' in text

