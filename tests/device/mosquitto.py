@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,17 +26,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from lasp_gateway.emulator.services import find_mosquitto, free_port
+
 START_TIMEOUT_S = 10.0
-
-
-def find_mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for path in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(path, os.X_OK):
-            return path
-    return None
 
 
 def require_or_skip(what: str, path: str | None) -> str:
@@ -48,12 +39,6 @@ def require_or_skip(what: str, path: str | None) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{msg} (CI=true: required)")
     pytest.skip(msg)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mosquitto:

@@ -16,7 +16,6 @@ Tests import helpers from here (``from gw_helpers import wait_until``), never fr
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 
 from lasp_gateway.embedded_broker import EmbeddedBroker
-from lasp_gateway.emulator.services import ServiceError, ServiceProc
+from lasp_gateway.emulator.services import ServiceError, ServiceProc, listening
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "device"))
@@ -93,7 +92,7 @@ class ConfiguredMosquitto(Mosquitto):
         log.close()
         wait_until(
             lambda: (
-                self.proc is not None and (self.proc.poll() is not None or _listening(self.port))
+                self.proc is not None and (self.proc.poll() is not None or listening(self.port))
             ),
             10,
             "mosquitto listening",
@@ -101,14 +100,6 @@ class ConfiguredMosquitto(Mosquitto):
         if self.proc.poll() is not None:
             raise RuntimeError("mosquitto exited: %s" % self.log())
         return self
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

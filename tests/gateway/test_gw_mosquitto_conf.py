@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 
-from gw_helpers import REPO, _listening, free_port, wait_until
+from gw_helpers import REPO, free_port, wait_until
 from mosquitto import Watcher, find_mosquitto, require_or_skip
 
+from lasp_gateway.emulator.services import listening
 from lasp_gateway.mosquitto_conf import CHANGED_DEFAULTS, recommended_conf
 
 
@@ -49,7 +50,7 @@ def test_mosquitto_accepts_it_and_persists_on_shutdown(tmp_path):
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     log.close()
     try:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 20, "mosquitto up")
+        wait_until(lambda: proc.poll() is not None or listening(port), 20, "mosquitto up")
         assert proc.poll() is None, (tmp_path / "broker.log").read_text()
         w = Watcher(port, "le/u/+")
         try:
