@@ -136,9 +136,9 @@ class Rig:
             if example not in self.app_images:
                 self.app_images[example] = romfs_app(example, self.dir / ("romfs-" + example))
             kw["romfs"], kw["script"] = self.app_images[example]
-        d = DeviceProc(self.micropython, example, wd, env, libpath=self.lib, heap=heap, **kw)
         if script is not None:  # a wrapper main.py that runs the example's (soak trace)
-            d.example = Path(script).parent
+            kw["script"] = script
+        d = DeviceProc(self.micropython, example, wd, env, libpath=self.lib, heap=heap, **kw)
         d.start()
         try:
             rc = d.proc.wait(RUN_TIMEOUT_S)
