@@ -63,6 +63,7 @@ import paho.mqtt.client as paho  # noqa: E402
 
 from lasp_edge import AWMap, wire  # noqa: E402
 from lasp_edge.sync import messages as M  # noqa: E402
+from lasp_gateway.emulator.services import stop_process  # noqa: E402
 
 ADS = ["ad-%d" % i for i in range(10)]
 
@@ -356,11 +357,7 @@ def echo_run(
         pids = {"bench": os.getpid(), "mosquitto": broker_pid, "echo": proc.pid}
         return drive_fleet(port, per_device, pids)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 15)
 
 
 def gateway_run(
@@ -385,11 +382,7 @@ def gateway_run(
         return drive_fleet(port, per_device, dict(pids, aggregator=agg.pid))
     finally:
         for p in (gw, agg):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop_process(p, 15)
 
 
 def run_ratio(runs: dict[str, list], top: str, bottom: str) -> float | None:

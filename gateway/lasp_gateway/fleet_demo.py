@@ -37,7 +37,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -45,8 +44,7 @@ from typing import IO, Any
 
 from lasp_gateway.embedded_broker import EmbeddedBroker
 from lasp_gateway.emulator.proxy import LinkProxy
-from lasp_gateway.emulator.services import find_micropython, free_port
-from lasp_gateway.emulator.services import service_env as _service_env
+from lasp_gateway.emulator.services import ServiceProc, find_micropython, free_port
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (firmware_examples/, micropython/)
 
@@ -60,27 +58,12 @@ class Fleet:
         self.broker: EmbeddedBroker | None = None
         self.proxies: list[LinkProxy] = []
 
-    def service(self, name: str, args: list[str], env: dict[str, str]) -> str:
-        """Start a ``lasp-edge`` service; return its ``ready`` line (or raise with its log)."""
-        log_path = self.workdir / (name + ".log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lasp_edge.cli", *args],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-                start_new_session=True,  # Ctrl-C reaches us; we stop children in order
-            )
-        self.procs.append((name, proc))
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode(errors="replace").strip()
-        if "ready" not in line:
-            proc.wait(10)
-            raise RuntimeError(
-                "%s did not start:\n%s" % (name, log_path.read_text(errors="replace")[-3000:])
-            )
-        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-        return line
+    def service(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        """Start a ``lasp-edge`` service, waiting for its ``ready`` line (``ServiceError``
+        with the end of its log if it never comes)."""
+        svc = ServiceProc(args, self.workdir / (name + ".log"), env).start()
+        assert svc.proc is not None
+        self.procs.append((name, svc.proc))
 
     def device(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         with open(cwd / "device.log", "ab") as log:
@@ -212,10 +195,8 @@ def _run(
     )
     mqtt_port, http_port = free_port(), free_port()
     fleet.broker = EmbeddedBroker(mqtt_port).start()
-    env = _service_env()
-    env["LASP_DEMO_ADS"] = ads
     ledger = wd / "ledger.txt"
-    env["LASP_DEMO_LEDGER"] = str(ledger)
+    env = {"LASP_DEMO_ADS": ads, "LASP_DEMO_LEDGER": str(ledger)}  # on top of os.environ
     period_ms = str(max(100, int(sync_period * 1000) // 2))
     common = ["--ack-timeout-ms", "1000", "--max-timeout-ms", "4000", "--synchronous", "normal"]
     broker = "127.0.0.1:%d" % mqtt_port

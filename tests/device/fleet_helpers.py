@@ -29,6 +29,8 @@ from pathlib import Path
 
 import romfs_launch
 
+from lasp_gateway.emulator.services import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk"
 RUNTIME = ROOT / "micropython"
@@ -108,13 +110,7 @@ class Broker:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
         self.proc = None
 
 

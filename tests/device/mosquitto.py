@@ -26,7 +26,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from lasp_gateway.emulator.services import find_mosquitto, free_port
+from lasp_gateway.emulator.services import find_mosquitto, free_port, stop_process
 
 START_TIMEOUT_S = 10.0
 
@@ -81,12 +81,7 @@ class Mosquitto:
         if proc is None:
             return
         proc.send_signal(signal.SIGCONT)  # in case a test paused it
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5)
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open (the kernel still ACKs) but nothing answers."""

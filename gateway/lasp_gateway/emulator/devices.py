@@ -28,6 +28,7 @@ from lasp_gateway.emulator.apps import AppSpec
 from lasp_gateway.emulator.faults import MessageFaults
 from lasp_gateway.emulator.oracle import DeviceOracle
 from lasp_gateway.emulator.proxy import FaultProxy
+from lasp_gateway.emulator.services import stop_process
 from lasp_gateway.emulator.virtual import DelayLine, Mux, VirtualButton, VirtualTransport
 
 # Deliberately broken variants, to show that the oracle check fails when it should:
@@ -260,13 +261,7 @@ class RealDevice:
         return self.spec.own(self.id, states)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def log_tail(self) -> str:
         try:

@@ -28,6 +28,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]  # the checkout (firmware_examples/, micropython/)
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> int | None:
+    """SIGTERM, wait up to ``timeout`` s for a clean exit, then SIGKILL; the exit code.
+
+    Services and brokers get the chance to stop cleanly (the tests check that a clean stop
+    loses nothing either); a process that hangs must still never outlive its run.
+    """
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
 class ServiceError(RuntimeError):
     """A service or broker did not start; the message carries the end of its log."""
 
@@ -146,13 +164,7 @@ class Broker:
     def stop(self) -> None:
         if self.proc is not None:
             proc, self.proc = self.proc, None
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc)
         if self.embedded is not None:
             emb, self.embedded = self.embedded, None
             emb.stop()  # type: ignore[attr-defined]
@@ -232,16 +244,7 @@ class ServiceProc:
 
     def stop(self) -> int | None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        return proc.returncode
+        return stop_process(proc, 15)
 
     @property
     def alive(self) -> bool:
