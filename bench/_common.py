@@ -108,17 +108,10 @@ def _memory_gib() -> float | None:
     return None
 
 
-def find_micropython() -> str | None:
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    from shutil import which
-
-    return which("micropython")
-
-
 def micropython_version() -> str | None:
     """e.g. "1.29.0-preview (9458e3a23f, 2026-07-05)": release and build of the binary."""
+    from lasp_gateway.emulator.services import find_micropython
+
     mp = find_micropython()
     if not mp:
         return None

@@ -63,19 +63,13 @@ import paho.mqtt.client as paho  # noqa: E402
 
 from lasp_edge import AWMap, wire  # noqa: E402
 from lasp_edge.sync import messages as M  # noqa: E402
-from lasp_gateway.emulator.services import stop_process  # noqa: E402
+from lasp_gateway.emulator.services import free_port, stop_process  # noqa: E402
 
 ADS = ["ad-%d" % i for i in range(10)]
 
 
 def program(store) -> None:  # the aggregator's program for (b) and (c)
     store.declare("impressions", "awmap", vtype="gcounter")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:

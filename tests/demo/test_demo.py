@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+
+from lasp_gateway.emulator.services import find_micropython, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,16 +46,11 @@ def _require(ok: bool, what: str) -> None:
     pytest.skip("%s not found" % what)
 
 
-def _micropython() -> str | None:
-    here = Path(sys.executable).parent / "micropython"
-    return str(here) if here.exists() else shutil.which("micropython")
-
-
 @pytest.mark.parametrize("devices_on", ["micropython", "cpython"])
 def test_demo_bills_every_ad_once_and_loses_nothing(tmp_path: Path, devices_on: str) -> None:
     """On MicroPython the devices run the .mpy bundle; without it, the same code on CPython."""
     if devices_on == "micropython":
-        _require(_micropython() is not None, "the MicroPython unix port")
+        _require(find_micropython() is not None, "the MicroPython unix port")
     r = subprocess.run(
         [sys.executable, "-m", "lasp_edge.cli", "demo", "--devices", "3", "--duration", "22",
          "--thresholds", "ad-1:15,ad-2:30", "--view-ms", "60", "--offline", "1",
@@ -103,18 +99,12 @@ def _png_stats(data: bytes) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_dashboard_renders_in_headless_chromium(tmp_path: Path) -> None:
     _require(os.path.exists(CHROMIUM), "chromium (apt-get install chromium)")
     from lasp_gateway.fleet_demo import EmbeddedBroker
 
-    broker = EmbeddedBroker(_free_port()).start()
-    http_port = _free_port()
+    broker = EmbeddedBroker(free_port()).start()
+    http_port = free_port()
     env = _env()
     env["LASP_DEMO_ADS"] = "ad-7:70,ad-9:90"
     log = open(tmp_path / "agg.log", "wb")  # noqa: SIM115 (handed to the child)

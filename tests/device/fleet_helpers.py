@@ -29,7 +29,11 @@ from pathlib import Path
 
 import romfs_launch
 
-from lasp_gateway.emulator.services import stop_process
+from lasp_gateway.emulator.services import (  # noqa: F401 (find_micropython: re-exported)
+    find_micropython,
+    free_port,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk"
@@ -38,13 +42,6 @@ EXAMPLES = ROOT / "firmware_examples"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 sys.path.insert(0, str(SDK))
-
-
-def find_micropython():
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    return shutil.which("micropython")
 
 
 def require(path, what):
@@ -57,12 +54,6 @@ def require(path, what):
     if os.environ.get("CI") == "true":
         pytest.fail("CI=true: the device tests must run, but " + reason)
     pytest.skip(reason)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(cond, timeout, step=0.02, what="condition"):
