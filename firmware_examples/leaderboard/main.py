@@ -95,6 +95,9 @@ def main():
     probe = HeapProbe() if s.get("HEAP_PROBE", False) else None
     dev = device_from_settings(s, dev_id, ("leaderboard",))
     dev.declare("leaderboard", AWMap("lwwregister"))
+    # the MQTT session first: it connects only in poll(), and its long-lived objects then
+    # sit below recovery's garbage instead of in its holes (micropython/README.md, "RAM")
+    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
     epoch = dev.start()
     oracle = Oracle(s.ORACLE)
     players = (s.get("PLAYERS", "ann,bob") or "ann").split(",")
@@ -114,7 +117,6 @@ def main():
     if probe is not None:
         dev.probe = probe.sample
     hw.wifi(s.WIFI_SSID, s.WIFI_PASSWORD)
-    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
     if probe is not None:
         probe.base = probe.sample()
     ok = run(dev, game.step, s, probe)

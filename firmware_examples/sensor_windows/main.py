@@ -92,6 +92,9 @@ def main():
     dev.declare("tsum", AWMap("gcounter"))
     dev.declare("tcount", AWMap("gcounter"))
     dev.declare("window", MaxRegister())
+    # the MQTT session first: it connects only in poll(), and its long-lived objects then
+    # sit below recovery's garbage instead of in its holes (micropython/README.md, "RAM")
+    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
     epoch = dev.start()
     oracle = Oracle(s.ORACLE)
     sensor = Sensor(
@@ -108,7 +111,6 @@ def main():
     if probe is not None:
         dev.probe = probe.sample
     hw.wifi(s.WIFI_SSID, s.WIFI_PASSWORD)
-    dev.connect(mqtt_factory(s, dev_id), backoff_cap_ms=s.get("BACKOFF_CAP_MS", 30000))
     if probe is not None:
         probe.base = probe.sample()
     ok = run(dev, sensor.step, s, probe)

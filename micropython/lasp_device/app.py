@@ -20,7 +20,10 @@
 import gc
 
 from lasp_device import hw
-from lasp_device.ticks import sleep_ms, ticks_diff, ticks_ms
+try:
+    from time import sleep_ms, ticks_diff, ticks_ms  # MicroPython
+except ImportError:  # CPython: lasp_device.ticks (a device never loads that module)
+    from lasp_device.ticks import sleep_ms, ticks_diff, ticks_ms
 
 
 class Settings:
@@ -154,5 +157,8 @@ def run(dev, step, s, probe=None, log=print):
         "SYNC ok=%s updates=%d syncs=%d acked=%d sent=%d flushes=%d connects=%d"
         % (ok, done, syncs, dev.acked, dev.sent, dev.store.writes, dev.connects)
     )
+    t = dev.transport
+    if not ok and t is not None and t.last_error is not None:
+        log("link error: %r" % (t.last_error,))
     dev.close()
     return ok

@@ -33,12 +33,18 @@ applies the flush policy, runs the sync period, and publishes what the node want
 import sys
 
 from lasp_edge import cbor
-from lasp_edge._compat import const
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 from lasp_edge.crdts.base import check_replica
 from lasp_edge.sync.node import Node
 
 from lasp_device.flashstore import FlashStore
-from lasp_device.ticks import ticks_add, ticks_diff, ticks_ms
+try:
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # MicroPython
+except ImportError:  # CPython: lasp_device.ticks (a device never loads that module)
+    from lasp_device.ticks import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 FORMAT = const(1)  # version of the [format, node snapshot, app data] record (recovery too)
 _REBASE_AT = const(1 << 29)  # the node clock is shifted back before reaching this...
@@ -308,8 +314,9 @@ class Device:
     def connect(self, make_client, backoff_base_ms=500, backoff_cap_ms=30000):
         """Create and attach the MQTT ``Transport`` (``lasp_device.transport``).
 
-        ``make_client()`` returns a new umqtt.simple-compatible client for each connection
-        attempt, e.g. ``lambda: MQTTClient(dev_id, host, port, user, pw, keepalive=30)``.
+        ``make_client()`` returns the umqtt.simple-compatible client, e.g. ``lambda:
+        MQTTClient(dev_id, host, port, user, pw, keepalive=30)``; it is called once, and the
+        client reused for every connection attempt.
         The transport registers this epoch's DEATH as the last will on ``le/u/<id>`` and
         subscribes ``le/d/<id>`` on every (re)connection.
 
@@ -413,8 +420,6 @@ class Device:
         Returns True when nothing is pending for the gateway. Used at shutdown and in
         tests; a normal main loop just calls ``poll``.
         """
-        from lasp_device.ticks import sleep_ms
-
         clock = self.clock
         start = clock()
         forced = False

@@ -36,7 +36,10 @@ the device unloads once it has started; this module keeps what every flush needs
 
 import os
 
-from lasp_edge._compat import const
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 
 MAGIC = b"LEd1"
 HDR = const(16)  # the header: magic, generation, length, CRC-32 (u32 BE each)

@@ -21,7 +21,10 @@ heap for their code and names.
 import os
 import sys
 
-from lasp_device.ticks import sleep_ms, ticks_add, ticks_diff, ticks_ms
+try:
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # MicroPython
+except ImportError:  # CPython: lasp_device.ticks (a device never loads that module)
+    from lasp_device.ticks import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 PLATFORM = sys.platform
 UNIX = PLATFORM in ("linux", "darwin", "win32", "cygwin", "freebsd")

@@ -14,9 +14,11 @@ modulo 2**30 too, matching ``lasp_device.ticks``. The only I/O is the client's.
 - ``poll(now_ms)`` is non-blocking: offline, it makes a connection attempt when the backoff
   has elapsed; online, it handles up to ``max_msgs`` waiting packets with ``check_msg()``
   (never ``wait_msg()``), then runs the keepalive timers.
-- Connecting builds a fresh client with ``make_client()`` (a new session object each time,
-  so no state of a broken connection survives), sets the callback and the last will
-  *before* ``connect()`` (the will travels inside CONNECT), connects, and (re)subscribes to
+- ``make_client()`` is called once, in the constructor, and that client serves every
+  connection: umqtt.simple's ``connect()`` opens a new socket and starts a new session each
+  time, so nothing of a broken connection survives, and the client's own memory is taken
+  while the heap is still whole. Connecting sets the callback and the last will *before*
+  ``connect()`` (the will travels inside CONNECT), connects, and (re)subscribes to
   every topic given to ``subscribe()``. A clean session forgets subscriptions, and a
   restarted broker forgets everything, so subscribing after every connect is the only
   reliable rule.
@@ -81,7 +83,10 @@ class Transport:
         max_msgs=8,
         rand=_rand,
     ):
-        self.make_client = make_client
+        # One client for every connection (umqtt.simple's connect() opens a new socket each
+        # time): built here, with its instance dict, before the heap fragments, instead of
+        # once per attempt (at 64K a fresh client's ~400 B found no room: micropython/README).
+        self.mqtt = make_client()
         self.on_message = on_message
         self.base = backoff_base_ms
         self.cap = backoff_cap_ms
@@ -218,7 +223,7 @@ class Transport:
     def _connect(self, now_ms):
         c = None
         try:
-            c = self.make_client()
+            c = self.mqtt
             c.set_callback(self._on)
             w = self.will
             if w is not None:

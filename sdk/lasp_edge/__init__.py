@@ -8,7 +8,10 @@ own modules; ``Store`` is re-exported here on CPython only.
 
 import sys
 
-from lasp_edge._compat import const
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 from lasp_edge.crdts.registry import type_for
 
 # Type checkers treat this name as True (there is no `typing` on devices). As a const() the

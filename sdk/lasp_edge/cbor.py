@@ -307,36 +307,65 @@ def dump(obj, write, chunk=64) -> None:
     to the buffer it is given. A value may also be a function without arguments, called
     when its turn comes (``Node.snapshot(lazy=True)``): a part of the record that is
     built, encoded and dropped before the next one is built.
+
+    The walk is a loop over an explicit stack, not a recursion: MicroPython puts the frame
+    of a call this size on the heap, so each nesting level would cost a few hundred bytes
+    at the very moment (a flush) the device's heap is fullest.
     """
     out = bytearray()
-    _dump(obj, write, out, chunk, 0)
+    _walk(obj, out, write, chunk)
     if out:
         write(out)
 
 
-def _dump(obj, write, out, chunk, depth) -> None:
-    t = type(obj)
-    if t in _LAZY:
-        obj = obj()
+def _walk(obj, out, write, chunk) -> None:
+    """``dump``'s loop; with ``write`` None everything stays in ``out`` (see ``dumps``)."""
+    stack: list = []  # per open container: [it, its keys (itself if a sequence), next index]
+    while True:
         t = type(obj)
-    keys = None
-    if depth < DEFAULT_MAX_DEPTH:
-        if t is dict:
-            keys = _text_keys(obj)
-        elif t is list or t is tuple:
-            keys = obj
-    if keys is None:
-        _enc(obj, out, depth)  # also raises for what the data model refuses
-    else:
-        _head(out, 0x80 if keys is obj else 0xA0, len(obj))
-        for k in keys:
-            if keys is not obj:
-                _enc_str(k, out)
-                k = obj[k]
-            _dump(k, write, out, chunk, depth + 1)
-    if len(out) >= chunk:
-        write(out)
-        out[:] = b""  # keeps the buffer's memory for the next piece
+        if t in _LAZY:
+            obj = obj()
+            t = type(obj)
+        keys = None
+        if len(stack) < DEFAULT_MAX_DEPTH:
+            if t is dict:
+                keys = _text_keys(obj)
+            elif t is list or t is tuple:
+                keys = obj
+        if keys is None:
+            _enc(obj, out, len(stack))  # also raises for what the data model refuses
+        else:
+            _head(out, 0x80 if keys is obj else 0xA0, len(obj))
+            stack.append([obj, keys, 0])
+        while stack:  # the next item to encode, closing the containers that are done
+            if write is not None and len(out) >= chunk:
+                write(out)
+                out[:] = b""  # keeps the buffer's memory for the next piece
+            top = stack[-1]
+            keys = top[1]
+            i = top[2]
+            if i < len(keys):
+                top[2] = i + 1
+                obj = keys[i]
+                if keys is not top[0]:
+                    _enc_str(obj, out)
+                    obj = top[0][obj]
+                break
+            stack.pop()
+        else:
+            return
+
+
+if sys.implementation.name == "micropython":
+
+    def dumps(obj) -> bytes:  # noqa: F811
+        """``dumps`` on a device: the same bytes, built by ``dump``'s loop rather than by
+        recursion, because there each nesting level of ``_enc`` would be a heap-allocated
+        frame (a protocol message nests 7 deep). CPython keeps the recursive encoder, about
+        twice as fast there (it is the gateway's hot path)."""
+        out = bytearray()
+        _walk(obj, out, None, 0)
+        return bytes(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ the package costs nothing until a type is used. See ``registry`` for why.
 
 import sys
 
-from lasp_edge._compat import const
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 from lasp_edge.crdts.registry import all_types, by_name, by_tag, type_for
 
 # Type checkers treat this name as True (there is no `typing` on devices). As a const() the

@@ -18,7 +18,11 @@ or ``dataclasses``, and checks exact types with ``type(x) is int`` because Micro
 """
 
 from lasp_edge import cbor
-from lasp_edge._compat import const
+
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 
 # Type checkers treat this name as True (there is no `typing` on devices). As a const() the
 # MicroPython compiler drops the blocks it guards: no bytecode, and none of the names they

@@ -43,6 +43,11 @@ EV_ACKED = "acked"
 EV_REJECTED = "rejected"
 
 
+def _typed_later(state):
+    """``wire.to_typed(state)``, deferred until called (see ``Node.snapshot``)."""
+    return lambda: wire.to_typed(state)
+
+
 class Peer:
     """What this node knows about one peer; persisted with the node (see ``snapshot``)."""
 
@@ -486,20 +491,22 @@ class Node:
     def snapshot(self, lazy=False):
         """Everything to persist, as CBOR-able data (vars, log, peers, counters).
 
-        With ``lazy`` the two big parts, "vars" and "segments", are functions that build
-        them: ``cbor.dump`` calls each when its turn comes, so a device streaming its flush
-        never holds both trees at once (they are most of the record).
+        With ``lazy`` every CRDT state in it (each variable, each log segment's delta) is a
+        function that builds its wire form: ``cbor.dump`` calls each when its turn comes, so
+        a device streaming its flush holds one of those trees at a time (they are most of
+        the record, and several times their encoding on a 64-bit port).
         """
+        typed = _typed_later if lazy else wire.to_typed
 
         def segments():
             segs = []
             for var, ss in self.log.by_var.items():
                 for s in ss:
-                    segs.append([var, s.lo, s.hi, s.origin, s.sealed, wire.to_typed(s.delta)])
+                    segs.append([var, s.lo, s.hi, s.origin, s.sealed, typed(s.delta)])
             return segs
 
         def variables():
-            return {n: wire.to_typed(v) for n, v in self.vars.items()}
+            return {n: typed(v) for n, v in self.vars.items()}
 
         return {
             "replica": self.replica,

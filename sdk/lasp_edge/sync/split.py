@@ -10,7 +10,11 @@ sent whole, possibly above the soft limit.
 """
 
 from lasp_edge import cbor
-from lasp_edge._compat import const
+
+try:
+    from micropython import const
+except ImportError:  # CPython: the identity (no lasp_edge._compat module on a device)
+    from lasp_edge._compat import const
 
 # Wire tags (crdts/registry.py), as const()s: MicroPython inlines them and keeps no globals.
 _GCOUNTER = const(1)
