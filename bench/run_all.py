@@ -387,11 +387,14 @@ def summary_device(d: dict | None) -> str:
             % (d["esp32_heap_reference_kb"], 100 * share)
         )
     text += (
-        " Bundle: %s of `.mpy` (goal < 40 KB: %s). Live heap over a 1-hour soak: %+d bytes "
+        " Bundle: %s of `.mpy` with every CRDT type (goal < 40 KB: %s), at most %s with only "
+        "the types an example uses (%s). Live heap over a 1-hour soak: %+d bytes "
         "of growth (no growth: %s) (%s)."
         % (
             C.fmt_kb(d["bundle_esp32"]["total"]),
             C.met(d["goals"]["bundle_under_40k"]),
+            C.fmt_kb(max(d.get("bundle_esp32_apps", {"-": 0}).values())),
+            C.met(d["goals"].get("app_bundles_under_40k")),
             d["soak"]["growth_bytes"],
             C.met(d["goals"].get("soak_no_growth")),
             see("bench_device_footprint"),

@@ -15,7 +15,6 @@ package(
     "lasp_edge",
     files=[
         "__init__.py",
-        "_compat.py",
         "cbor.py",
         "cbor_rare.py",
         "wire.py",
@@ -54,7 +53,6 @@ package(
         "meter.py",
         "recovery.py",
         "sensors.py",
-        "ticks.py",
         "transport.py",
     ],
     base_path=".",

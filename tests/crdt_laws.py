@@ -22,7 +22,11 @@ import sys
 from crdt_ops import permutation, run
 
 from lasp_edge import wire
-from lasp_edge._compat import const
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    from lasp_edge._compat import const
 
 # The laws by number; crdt_law_texts.LAWS says each in words and is imported only when one
 # fails. As const()s these names compile to plain ints on MicroPython, so a passing device

@@ -9,9 +9,13 @@
 import config
 from lasp_device import hw
 from lasp_device.app import HeapProbe, Oracle, Settings, device_from_settings, mqtt_factory, run
-from lasp_device.ticks import ticks_add, ticks_diff
 from lasp_edge.crdts.awmap import AWMap
 from lasp_edge.crdts.topk import TopK
+
+try:
+    from time import ticks_add, ticks_diff  # MicroPython
+except ImportError:  # CPython (the emulator runs this app there)
+    from lasp_device.ticks import ticks_add, ticks_diff
 
 s = Settings(config)
 _TOPK_TAG = 10  # TopK.TAG: a slot holds [tag, wire form], as the Store's codec writes it

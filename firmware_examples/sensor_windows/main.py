@@ -18,9 +18,13 @@
 import config
 from lasp_device import hw
 from lasp_device.app import HeapProbe, Oracle, Settings, device_from_settings, mqtt_factory, run
-from lasp_device.ticks import ticks_add, ticks_diff, ticks_ms
 from lasp_edge.crdts.awmap import AWMap
 from lasp_edge.crdts.maxregister import MaxRegister
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms  # MicroPython
+except ImportError:  # CPython (the emulator runs this app there)
+    from lasp_device.ticks import ticks_add, ticks_diff, ticks_ms
 
 s = Settings(config)
 _KELVIN_CC = 27315  # 0 degrees C in centi-kelvin

@@ -91,6 +91,7 @@ def _cmd_bundle(args):
         args.romfs,
         app=args.app,
         with_mqtt=args.with_mqtt,
+        types=args.types,
     )
 
 
@@ -188,6 +189,12 @@ def build_parser():
     )
     mqtt.add_argument(
         "--without-mqtt", dest="with_mqtt", action="store_false", help="leave it out on unix"
+    )
+    b.add_argument(
+        "--types",
+        metavar="T,T",
+        help="CRDT types to include, e.g. gcounter,awset,awmap, or all (default: all; with "
+        "--app, the types the app names)",
     )
     b.set_defaults(fn=_cmd_bundle)
 

@@ -49,6 +49,7 @@ def expected_modules(with_mqtt=False):
     for d in B.CORE_DIRS:
         out |= {"lasp_edge/%s/%s" % (d, p.name) for p in (SDK / "lasp_edge" / d).glob("*.py")}
     out |= {"lasp_device/%s" % p.name for p in (RUNTIME / "lasp_device").glob("*.py")}
+    out -= {"lasp_device/" + name for name in B.CPYTHON_ONLY}
     if not with_mqtt:
         out.discard("lasp_device/" + B.MQTT_CLIENT)
     return {m[:-3] + ".mpy" for m in out}
@@ -133,8 +134,78 @@ def test_mqtt_client_only_where_asked_and_the_app_with_its_stub(mpy_cross_tool, 
 
 def test_bundle_excludes_cpython_only_code(unix_bundle):  # noqa: F811
     names = {p.name for p in Path(unix_bundle).rglob("*.mpy")}
-    for cpython_only in ("cli.mpy", "demo.mpy", "core.mpy", "bundle.mpy", "flash.mpy"):
-        assert cpython_only not in names
+    for cpython_only in ("cli", "demo", "core", "bundle", "flash", "_compat", "ticks"):
+        assert cpython_only + ".mpy" not in names
+
+
+def test_types_keep_the_crdt_modules_they_need(mpy_cross_tool, tmp_path):
+    """``--types`` keeps those CRDT modules, what they import and the shared ones; ``--app``
+    defaults to the types the app names; unknown names are refused with the valid ones."""
+    shared = ["__init__", "base", "registry"]
+    assert B.crdt_modules(["gcounter"]) == sorted(shared + ["gcounter"])
+    assert B.crdt_modules(["pncounter"]) == sorted(shared + ["gcounter", "pncounter"])
+    assert B.crdt_modules(["twopset", "awset"]) == sorted(
+        shared + ["awset", "causal", "gset", "twopset"]
+    )
+    every = sorted(p.stem for p in (SDK / "lasp_edge" / "crdts").glob("*.py"))
+    assert B.crdt_modules(None) == every
+    examples = ROOT / "firmware_examples"
+    assert sorted(B.app_types(examples / "ad_counter")) == ["awmap", "awset", "gcounter"]
+    assert sorted(B.app_types(examples / "leaderboard")) == ["awmap", "lwwregister", "topk"]
+    assert sorted(B.app_types(examples / "sensor_windows")) == [
+        "awmap",
+        "gcounter",
+        "maxregister",
+    ]
+
+    def crdts_in(out):
+        return sorted(p.stem for p in (out / "lib" / "lasp_edge" / "crdts").glob("*.mpy"))
+
+    r = cli("bundle", "--types", "gcounter", tmp_path / "g")
+    assert r.returncode == 0, r.stderr
+    assert crdts_in(tmp_path / "g") == sorted(shared + ["gcounter"])
+    assert "CRDT types: gcounter (--types;" in r.stdout
+    r = cli("bundle", "--app", examples / "ad_counter", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert crdts_in(tmp_path / "a") == sorted(shared + ["awmap", "awset", "causal", "gcounter"])
+    assert "CRDT types: gcounter, awset, awmap (what the app names;" in r.stdout
+    r = cli("bundle", "--app", examples / "ad_counter", "--types", "all", tmp_path / "all")
+    assert r.returncode == 0, r.stderr
+    assert crdts_in(tmp_path / "all") == every and "CRDT types" not in r.stdout
+    r = cli("bundle", "--types", "gcounter,nope", tmp_path / "bad")
+    assert r.returncode == 2 and "unknown CRDT type nope; valid: gcounter, " in r.stderr
+
+
+def test_a_type_left_out_fails_clearly_on_the_device(mpy_cross_tool, tmp_path):
+    """On MicroPython, a bundle without a type says how to get it back; the types it has
+    work, and a received state of a missing type is a decoding error like any other."""
+    micropython = require(find_micropython(), "micropython (the unix port)")
+    out = tmp_path / "b"
+    B.bundle(out, "unix", types=["gcounter"])
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "from lasp_edge import wire\n"
+        "from lasp_edge.crdts.registry import type_for\n"
+        "print(type_for('gcounter').NAME)\n"
+        "for attempt in (lambda: type_for('topk'), lambda: wire.from_typed([10, []])):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "    except ValueError as e:\n"
+        "        print('ValueError', e)\n"
+    )
+    r = subprocess.run(
+        [micropython, "-X", "heapsize=256K", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, MICROPYPATH=str(out / "lib")),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = "CRDT type topk is not on this device: rebuild the bundle with it (lasp-edge bundle "
+    lines = r.stdout.splitlines()
+    assert lines[0] == "gcounter"
+    assert lines[1] == "ValueError " + want + "--types ...,topk)"
+    assert lines[2] == lines[1]
 
 
 def test_romfs_image_holds_exactly_the_bundle(unix_romfs, unix_bundle):  # noqa: F811
@@ -262,6 +333,7 @@ def test_flash_dry_run_prints_the_exact_mpremote_commands(tmp_path):
         "connect auto cp -r %s : + mip install umqtt.simple + cp %s :boot.py + cp %s :main.py"
         " + cp %s :config.py + reset" % (build / "lib", ex / "boot.py", ex / "main.py", cfg)
     )
+    assert "# lasp-edge bundle --target esp32 --types gcounter,awset,awmap %s" % build in r.stdout
     assert not build.exists()  # a dry run builds nothing
 
 

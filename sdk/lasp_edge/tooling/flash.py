@@ -130,10 +130,11 @@ def main(
                 "WiFi and broker settings" % example,
                 file=sys.stderr,
             )
+        types = B.app_types(examples_dir() / example)  # only the CRDT types it uses
         if dry_run:
-            print("# lasp-edge bundle --target %s %s" % (target, build))
+            print("# lasp-edge bundle --target %s --types %s %s" % (target, ",".join(types), build))
         else:
-            B.report(B.bundle(build, target, mpy_cross, runtime))
+            B.report(B.bundle(build, target, mpy_cross, runtime, types=types))
     except (FlashError, B.BundleError) as e:
         print("lasp-edge flash: %s" % e, file=sys.stderr)
         return 2
