@@ -87,19 +87,28 @@ class DeltaLog:
             self._bound(var)
 
     def _bound(self, var):
+        """Join adjacent sealed segments, oldest first, until at most MAX_SEGMENTS_PER_VAR
+        are sealed. One pass: a forward that seals one segment per device (hundreds) must
+        not cost a rescan of the list per join."""
         segs = self.by_var[var]
-        while sum(1 for s in segs if s.sealed) > MAX_SEGMENTS_PER_VAR:
-            for i in range(len(segs) - 1):
-                a, b = segs[i], segs[i + 1]
-                if a.sealed and b.sealed:
-                    a.delta.merge(b.delta)
-                    a.hi = b.hi
-                    if a.origin != b.origin:
-                        a.origin = None  # mixed: may echo back, which is harmless
-                    del segs[i + 1]
-                    break
+        excess = -MAX_SEGMENTS_PER_VAR
+        for s in segs:
+            if s.sealed:
+                excess += 1
+        if excess <= 0:
+            return
+        keep = []
+        for b in segs:
+            a = keep[-1] if keep else None
+            if excess > 0 and b.sealed and a is not None and a.sealed:
+                a.delta.merge(b.delta)
+                a.hi = b.hi
+                if a.origin != b.origin:
+                    a.origin = None  # mixed: may echo back, which is harmless
+                excess -= 1
             else:
-                return
+                keep.append(b)
+        segs[:] = keep
 
     def release(self, needed):
         """Drop segments no peer needs; ``needed(segment, var)`` says whether one still is."""
