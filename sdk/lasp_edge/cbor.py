@@ -313,13 +313,6 @@ def dump(obj, write, chunk=64) -> None:
     at the very moment (a flush) the device's heap is fullest.
     """
     out = bytearray()
-    _walk(obj, out, write, chunk)
-    if out:
-        write(out)
-
-
-def _walk(obj, out, write, chunk) -> None:
-    """``dump``'s loop; with ``write`` None everything stays in ``out`` (see ``dumps``)."""
     stack: list = []  # per open container: [it, its keys (itself if a sequence), next index]
     while True:
         t = type(obj)
@@ -338,7 +331,7 @@ def _walk(obj, out, write, chunk) -> None:
             _head(out, 0x80 if keys is obj else 0xA0, len(obj))
             stack.append([obj, keys, 0])
         while stack:  # the next item to encode, closing the containers that are done
-            if write is not None and len(out) >= chunk:
+            if len(out) >= chunk:
                 write(out)
                 out[:] = b""  # keeps the buffer's memory for the next piece
             top = stack[-1]
@@ -353,19 +346,9 @@ def _walk(obj, out, write, chunk) -> None:
                 break
             stack.pop()
         else:
-            return
-
-
-if sys.implementation.name == "micropython":
-
-    def dumps(obj) -> bytes:  # noqa: F811
-        """``dumps`` on a device: the same bytes, built by ``dump``'s loop rather than by
-        recursion, because there each nesting level of ``_enc`` would be a heap-allocated
-        frame (a protocol message nests 7 deep). CPython keeps the recursive encoder, about
-        twice as fast there (it is the gateway's hot path)."""
-        out = bytearray()
-        _walk(obj, out, None, 0)
-        return bytes(out)
+            break
+    if out:
+        write(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,10 +91,12 @@ SOURCE_HEAP = "160K"
 # "romfs": the same two run from the unix bundle packed as a ROMFS image with the compiled
 # test helpers (test_micropython.py::test_big_parts_from_romfs): code executed in place as
 # on a board, so only its objects take heap. sync_mp.py passes every seed at 72 (68 fails
-# seeds 4 and 5), awmap_awset passes at the 64K target (60 fails two histories).
+# seeds 4 and 5). awmap_awset passed at the 64K target until the device-heap work that
+# brought the ad counter to 64K moved the layout: now one history runs out at 64 (62 and
+# 60 too), 66 passes; 68 leaves a margin at an edge that is not monotonic.
 SCRIPT_HEAPS = {
     "sync_mp.py": {"mpy": "112K", "romfs": "72K"},
-    "crdt_props_mp.py": {"parts": {"awmap_awset": {"mpy": "96K", "romfs": "64K"}}},
+    "crdt_props_mp.py": {"parts": {"awmap_awset": {"mpy": "96K", "romfs": "68K"}}},
 }
 # Heap for measurements (heap_probe.py): generous, so that it measures and never limits.
 PROBE_HEAP = "1M"

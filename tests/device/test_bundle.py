@@ -178,7 +178,9 @@ def test_types_keep_the_crdt_modules_they_need(mpy_cross_tool, tmp_path):
 
 def test_a_type_left_out_fails_clearly_on_the_device(mpy_cross_tool, tmp_path):
     """On MicroPython, a bundle without a type says how to get it back; the types it has
-    work, and a received state of a missing type is a decoding error like any other."""
+    work, a received state of a missing type is a decoding error like any other, and a
+    peer's BIRTH that merely names such types (a gateway holding other apps' variables)
+    is accepted without importing anything."""
     micropython = require(find_micropython(), "micropython (the unix port)")
     out = tmp_path / "b"
     B.bundle(out, "unix", types=["gcounter"])
@@ -192,6 +194,10 @@ def test_a_type_left_out_fails_clearly_on_the_device(mpy_cross_tool, tmp_path):
         "        attempt()\n"
         "    except ValueError as e:\n"
         "        print('ValueError', e)\n"
+        "import sys\n"
+        "from lasp_edge.sync import messages as M\n"
+        "m = M.decode(M.birth('gw', 1, {'top': 10, 'w': 8, 'n': 1}, [], 0, False))\n"
+        "print(sorted(m.holds.values()), [k for k in sys.modules if 'topk' in k])\n"
     )
     r = subprocess.run(
         [micropython, "-X", "heapsize=256K", str(script)],
@@ -206,6 +212,8 @@ def test_a_type_left_out_fails_clearly_on_the_device(mpy_cross_tool, tmp_path):
     assert lines[0] == "gcounter"
     assert lines[1] == "ValueError " + want + "--types ...,topk)"
     assert lines[2] == lines[1]
+    # a gateway's BIRTH names every type it holds: known tags pass, nothing is imported
+    assert lines[3] == "[1, 8, 10] []"
 
 
 def test_romfs_image_holds_exactly_the_bundle(unix_romfs, unix_bundle):  # noqa: F811

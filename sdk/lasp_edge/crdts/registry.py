@@ -40,17 +40,19 @@ def _load(tag):
     return cls
 
 
+def is_tag(tag):
+    """True for a registered wire tag, without importing its type: a peer's BIRTH lists
+    the tags of everything it holds, most of which a device neither needs nor has."""
+    return type(tag) is int and 1 <= tag <= _SHORT.count(" ") + 1
+
+
 def by_tag(tag):
     """The class with this wire tag, or None (``ValueError`` if its module was left out of
     the device's bundle). ``tag`` may be any decoded value: this is on the decoding path."""
-    if type(tag) is not int:
+    if not is_tag(tag):
         return None
     cls = _loaded.get(tag)
-    if cls is not None:
-        return cls
-    if not 1 <= tag <= len(_SHORT.split()):
-        return None
-    return _load(tag)
+    return cls if cls is not None else _load(tag)
 
 
 def by_name(name):

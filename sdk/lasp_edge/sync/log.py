@@ -97,7 +97,7 @@ class DeltaLog:
                 excess += 1
         if excess <= 0:
             return
-        keep = []
+        keep: list = []
         for b in segs:
             a = keep[-1] if keep else None
             if excess > 0 and b.sealed and a is not None and a.sealed:

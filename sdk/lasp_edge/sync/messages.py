@@ -18,7 +18,7 @@ else, so adapters need one ``except`` to count, log and drop bad input.
 
 from lasp_edge import cbor, wire
 from lasp_edge.crdts.base import check_replica
-from lasp_edge.crdts.registry import by_tag
+from lasp_edge.crdts.registry import is_tag
 
 VERSION = 1
 BIRTH = 1
@@ -141,7 +141,7 @@ def decode(data, max_bytes=1 << 20):
         _need(type(holds) is dict and len(holds) <= MAX_VARS, "holds is a map var -> tag")
         for name, tag in holds.items():
             check_var(name)
-            _need(type(tag) is int and by_tag(tag) is not None, "unknown type tag in holds")
+            _need(is_tag(tag), "unknown type tag in holds")  # known, not imported
         if interests is not None:
             _need(type(interests) is list and len(interests) <= MAX_VARS, "interests is a list")
             for name in interests:
