@@ -188,7 +188,7 @@ def test_kill9_loses_nothing_flushed_and_counts_nothing_twice(
 # (romfs_launch.py): the bundle and the app itself (`lasp-edge bundle --romfs --app
 # firmware_examples/ad_counter`; the board compiles only the one-line main.py stub, not the
 # ~3 KB app). Loaded as .mpy files instead, the 64-bit unix port copies ~74 KB of bytecode
-# into the heap and the app needs 128K. From ROMFS the live heap after boot is ~57 KB
+# into the heap and the app needs 128K. From ROMFS the live heap after boot is ~55.5 KB
 # (function, class and module objects, the qstr pools, device objects); the boot-only
 # recovery code (lasp_device.recovery) is unloaded after start(). The high-water point is a
 # flush: cbor.dump streams the snapshot to flash in 64-byte pieces, walking it without
