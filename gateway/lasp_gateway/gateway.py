@@ -103,6 +103,8 @@ def schema_var(replica: Any) -> str:
 
 
 class Gateway(SyncService):
+    log_origins_are_senders = True  # only receive() and status updates append to the log
+
     def __init__(self, config: GatewayConfig) -> None:
         self.config = c = config
         self.upstreams = frozenset(c.upstream_ids)

@@ -94,6 +94,24 @@ def state_blob(state: Any) -> bytes:
     return blob
 
 
+def _open_segments(log: Any, origins: Iterable[Any] | None) -> Any:
+    """``var -> [its open segments for origins]``, or None to walk them all.
+
+    Reads the log's index of open segments (``DeltaLog._open``: (var, origin) -> segment,
+    the one an append joins into); tests/gateway/test_gw_nodedb.py checks that a save
+    narrowed this way leaves nothing for a full comparison to find.
+    """
+    index = getattr(log, "_open", None)
+    if origins is None or not isinstance(index, dict):
+        return None
+    keys = list(origins)
+
+    def segs(var: str) -> list[Any]:
+        return [s for s in (index.get((var, o)) for o in keys) if s is not None]
+
+    return segs
+
+
 def _interests_wire(interests: Any) -> Any:
     """A peer's declared interests as stored: None (everything) or a sorted list."""
     if interests is None or not isinstance(interests, (set, frozenset, list, tuple)):
@@ -277,6 +295,7 @@ class NodeDB:
         stats: dict[Any, tuple[Any, ...]] | None = None,
         peers: Iterable[Any] | None = None,
         log_vars: Iterable[str] | None = None,
+        log_origins: Iterable[Any] | None = None,
     ) -> None:
         """Persist what moved since the last save, in one transaction.
 
@@ -290,8 +309,16 @@ class NodeDB:
         variables whose log segments may have moved (appended to; all of them after a
         send sealed segments or an ack released some). The service passes both so a save
         costs what the batch changed, not what the node holds.
+
+        ``log_origins`` (with ``log_vars``) narrows further: every origin the log appended
+        for since the last save (the senders heard, and None for local updates). Appends
+        only ever touch the *open* segment of their (variable, origin), so those are the
+        only segments to compare; without it every segment of each variable is walked (a
+        gateway holds one open segment per device: 500 devices, 500 per batch).
         """
-        self._tx(lambda: self._save(node, changed, meta or {}, stats or {}, peers, log_vars))
+        self._tx(
+            lambda: self._save(node, changed, meta or {}, stats or {}, peers, log_vars, log_origins)
+        )
         self.saves += 1
 
     def _save(
@@ -302,6 +329,7 @@ class NodeDB:
         stats: dict[Any, tuple[Any, ...]],
         peers: Iterable[Any] | None,
         log_vars: Iterable[str] | None,
+        log_origins: Iterable[Any] | None = None,
     ) -> None:
         ex = self.conn.execute
         n = 0
@@ -332,11 +360,13 @@ class NodeDB:
         # released ones
         by_var = node.log.by_var
         names = list(by_var) if log_vars is None else [v for v in log_vars if v in by_var]
-        rows = []
+        rows = []  # new segments
+        moved = []  # segments on disk that grew: UPDATE in place (cheaper than REPLACE)
         sealed = []
         seen: set[int] = set()
+        open_segs = None if log_vars is None else _open_segments(node.log, log_origins)
         for var in names:
-            for seg in by_var[var]:
+            for seg in by_var[var] if open_segs is None else open_segs(var):
                 seen.add(seg.lo)
                 sig = (var, seg.hi, seg.origin, bool(seg.sealed))
                 was = self._segs.get(seg.lo)
@@ -350,7 +380,16 @@ class NodeDB:
                     continue
                 typed = state_blob(seg.delta)
                 self.bytes_written += len(typed)
-                rows.append((seg.lo, var, seg.hi, self._id(seg.origin), int(sig[3]), typed))
+                if was is None:
+                    rows.append((seg.lo, var, seg.hi, self._id(seg.origin), int(sig[3]), typed))
+                else:
+                    moved.append((seg.hi, self._id(seg.origin), int(sig[3]), typed, seg.lo))
+        if moved:
+            self.conn.executemany(
+                "UPDATE segments SET hi = ?, origin = ?, sealed = ?, typed = ? WHERE lo = ?",
+                moved,
+            )
+            n += len(moved)
         if sealed:
             self.conn.executemany("UPDATE segments SET sealed = ? WHERE lo = ?", sealed)
             n += len(sealed)
@@ -370,15 +409,25 @@ class NodeDB:
                 n += len(gone)
         # peers: the marks that make acks and rewinds right after a restart
         prows = []
+        pmarks = []  # known peers whose marks moved (every sender of a batch): UPDATE
         for pid in node.peers if peers is None else peers:
             p = node.peers.get(pid)
             if p is None:
                 continue
             sig = (p.epoch, p.acked, p.recv_to, _interests_wire(p.interests))
-            if self._peers.get(pid) != sig:
-                ints = self._id(None) if sig[3] is None else cbor.dumps(sig[3])
-                prows.append((self._id(pid), sig[0], sig[1], sig[2], ints))
+            was = self._peers.get(pid)
+            if was != sig:
+                if was is not None and was[3] == sig[3]:
+                    pmarks.append((sig[0], sig[1], sig[2], self._id(pid)))
+                else:
+                    ints = self._id(None) if sig[3] is None else cbor.dumps(sig[3])
+                    prows.append((self._id(pid), sig[0], sig[1], sig[2], ints))
                 self._peers[pid] = sig
+        if pmarks:
+            self.conn.executemany(
+                "UPDATE peers SET epoch = ?, acked = ?, recv_to = ? WHERE id = ?", pmarks
+            )
+            n += len(pmarks)
         if prows:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO peers (id, epoch, acked, recv_to, interests) "

@@ -1,8 +1,8 @@
 """The loop shared by the gateway and the aggregator: bytes in, durable, acks and deltas out.
 
 Theory of operation. A service owns one sans-IO ``Node``, one ``NodeDB`` and one or more
-``MqttLink``s. Paho's network threads only *enqueue* what arrives (messages and connection
-changes); one service thread does everything else, in this order, per batch:
+``MqttLink``s, driven by one thread (``LinkLoop``): it reads every MQTT packet that
+arrived (paho's callbacks only *enqueue* messages and connection changes), then, per batch:
 
 1. ``receive`` every queued message (up to ``max_batch``), with the sender taken from the
    topic (``peer=``: a message claiming another sender is rejected by the node);
@@ -18,6 +18,11 @@ changes); one service thread does everything else, in this order, per batch:
 Because step 3 precedes step 5, nothing leaves that is not on disk: a ``kill -9`` at any
 point loses only unacknowledged data, which its senders still hold and resend. Batching is
 what makes durability cheap: one fsync covers every message that arrived meanwhile.
+Then the loop writes what the batch published (paho queued it) and waits for the sockets
+again. Reading, processing and publishing on one thread is what keeps the CPU per message
+low: no queue hand-off and thread wake-up per message, no wake-up byte per publish (what
+paho's own network thread needs), and a batch is whatever arrived, up to ``max_batch``
+packets per link and turn (``mqtt_link.py``).
 
 The fsync off the loop (``NodeDB(fsync_apart=True)``, what the gateway uses with
 ``synchronous="full"``). The COMMIT of step 3 then survives ``kill -9`` but not yet a
@@ -46,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lasp_edge.sync import EV_ACKED, EV_BIRTH, EV_DEATH, EV_MERGED, EV_REJECTED, Node
+from lasp_gateway.mqtt_link import LinkLoop
 from lasp_gateway.nodedb import NodeDB
 
 log = logging.getLogger("lasp_gateway")
@@ -135,6 +141,12 @@ def wall_ms() -> int:
 class SyncService:
     """Base of ``Gateway`` and ``Aggregator``: see the module header for the loop."""
 
+    # True when the node's log is appended to only by ``receive`` (origin: the sender)
+    # and by local updates (origin None), so a save need compare only those origins'
+    # open segments (``NodeDB.save(log_origins=...)``). A subclass binding data with
+    # other origins (the aggregator's program) leaves it False.
+    log_origins_are_senders = False
+
     def __init__(self, node: Node, db: NodeDB, max_batch: int = 1000) -> None:
         self.node = node
         self.db = db
@@ -165,6 +177,7 @@ class SyncService:
         self._synced = 0
         self._held: collections.deque[tuple[int, list[tuple[Any, bytes]]]] = collections.deque()
         self._syncer: Any = None  # a WalSyncer (or a test's stand-in)
+        self._loop: LinkLoop | None = None  # drives the links' sockets (start)
         self.on_batch: Callable[[], None] | None = None  # tests: called after each batch
 
     # -- to override -----------------------------------------------------------------------
@@ -221,38 +234,71 @@ class SyncService:
         if syncer is None:
             syncer = WalSyncer(
                 self.db,
-                lambda n: self.inbox.put(("synced", n)),
-                lambda exc: self.inbox.put(("sync_failed", exc)),
+                lambda n: self._post(("synced", n)),
+                lambda exc: self._post(("sync_failed", exc)),
             )
         self._syncer = syncer
+
+    def _post(self, item: tuple[Any, ...]) -> None:
+        """Enqueue from another thread, and wake the loop if it waits on its sockets."""
+        self.inbox.put(item)
+        if self._loop is not None:
+            self._loop.wake()
 
     def start(self) -> SyncService:
         if self.db.fsync_apart:
             self.start_syncer()
-        for link in self.links():
-            link.start()
+        links = self.links()
+        if links:
+            self._loop = LinkLoop(links, max_packets=self.max_batch)
         self._thread = threading.Thread(target=self.run, name="lasp-service", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        if self._loop is not None:
+            self._loop.wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10)
-        for link in self.links():
-            link.stop()
+        if self._loop is not None:
+            self._loop.close()  # stops the links: the loop thread is gone
+        else:
+            for link in self.links():
+                link.stop()
         if self._syncer is not None:
             self._syncer.close()
         self.db.close()
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set():
-                self.step()
+            if self._loop is None:
+                while not self._stop.is_set():
+                    self.step()
+            else:
+                self._run_looped(self._loop)
         except BaseException as exc:  # fail-stop: memory may be ahead of disk now
             self.failed = exc
             log.exception("service stopped by an unexpected error; restart it")
             raise
+
+    def _run_looped(self, loop: LinkLoop) -> None:
+        """Sockets and service on this thread: read all that arrived, process it as one
+        batch, write what it published; wait only when nothing is queued."""
+        loop.start()
+        busy = False
+        while not self._stop.is_set():
+            if not self.inbox.empty():
+                wait = 0.0
+            elif busy:
+                # Under load the node's deadline (a walk over every peer) is not worth
+                # computing each turn: tick() runs every TICK_MS anyway (see _process).
+                wait = TICK_MS / 1000.0
+            else:
+                wait = self._wait_s()
+            loop.poll(wait)
+            busy = self.step(wait=0.0)
+            loop.flush()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -263,8 +309,9 @@ class SyncService:
             return MAX_WAIT_S
         return min(MAX_WAIT_S, max(0.0, (deadline - self.now_ms()) / 1000.0))
 
-    def step(self, wait: float | None = None) -> None:
-        """One turn: take a batch, persist it, acknowledge, tick, publish."""
+    def step(self, wait: float | None = None) -> bool:
+        """One turn: take a batch, persist it, acknowledge, tick, publish. True if the
+        batch held anything."""
         batch: list[tuple[Any, ...]] = []
         if wait is None:
             # the node's next deadline walks every peer: only worth it when idle
@@ -282,6 +329,7 @@ class SyncService:
             self.route(peer, data)
         if batch and self.on_batch is not None:
             self.on_batch()
+        return bool(batch)
 
     def _process(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, bytes]]:
         node = self.node
@@ -335,7 +383,11 @@ class SyncService:
         if touched or changed or meta or self._dirty_stats or self._log_moved:
             stats = {pid: self.stats[pid].row() for pid in self._dirty_stats if pid in self.stats}
             log_vars = None if self._log_moved else list(changed)
-            self.db.save(node, changed, meta, stats, senders, log_vars)
+            origins = None
+            if self.log_origins_are_senders:
+                origins = list(senders)
+                origins.append(None)
+            self.db.save(node, changed, meta, stats, senders, log_vars, origins)
             self._dirty_stats.clear()
             self._log_moved = False
             self._saved += 1
