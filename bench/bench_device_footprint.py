@@ -254,7 +254,7 @@ def romfs_image(lib: str, dest: Path) -> str | None:
 SOAK_WRAPPER = """\
 # bench_device_footprint.py soak: print the live heap over time, then run the example.
 from lasp_device import app
-from lasp_device.ticks import ticks_diff, ticks_ms
+from time import ticks_diff, ticks_ms  # runs on MicroPython only
 
 _t0 = ticks_ms()
 _last = [-%(every)d]
