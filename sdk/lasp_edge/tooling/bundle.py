@@ -62,6 +62,7 @@ client exists for CI on the unix port. So only the unix bundle carries it by def
 ``with_mqtt=False`` leaves it out of a unix one.
 """
 
+import ast
 import os
 import shutil
 import subprocess
@@ -134,8 +135,6 @@ def type_names():
 
 def _crdt_imports(path):
     """The ``lasp_edge.crdts`` modules that the source at ``path`` imports."""
-    import ast
-
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -177,8 +176,6 @@ def crdt_modules(types=None):
 def app_types(app):
     """The CRDT types ``app/main.py`` names: a registry class name used as a name or an
     attribute (``AWSet``), or a short name as a string (``AWMap("gcounter")``)."""
-    import ast
-
     from lasp_edge.crdts.registry import TABLE
 
     path = Path(app) / "main.py"
