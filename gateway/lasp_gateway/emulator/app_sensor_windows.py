@@ -42,8 +42,9 @@ class Spec(AppSpec):
 
     @property
     def window_ms(self) -> int:
-        """About four windows per run, so that pruning and new windows happen."""
-        return max(1000, int(self.duration * 1000) // 4)
+        """About six windows per run, so that pruning and new windows happen even when the
+        devices hear the first window late (a loaded machine)."""
+        return max(1000, int(self.duration * 1000) // 6)
 
     @property
     def program_env(self) -> dict[str, str]:
