@@ -8,13 +8,8 @@ device imports costs a few hundred bytes of heap beyond its functions).
 """
 
 
-def _identity(x):
+def const(x):
     return x
 
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-    const = _identity
 
 __all__ = ["const"]
