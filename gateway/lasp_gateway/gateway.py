@@ -10,7 +10,9 @@ Guarantees, and where they come from:
 
 * **Ack after durable.** A device's delta is acknowledged only after the batch that merged
   it is committed to SQLite (``NodeDB``) and, with ``synchronous="full"``, fsynced; ``kill
-  -9`` (or, with full, a power loss) at any point loses nothing acked. The fsync runs on
+  -9`` (or, with full, a power loss) at any point loses nothing acked. A batch that only
+  merged device DELTAs is committed as the messages themselves (``NodeDB.journal_inputs``),
+  replayed at restart; the others, and at least every 2 s, as a full save. The fsync runs on
   its own thread (``fsync_apart``, see ``service.py``) while the next batch is merged;
   one ACK per device and batch (ACKs are cumulative).
 * **Delta groups upward.** Device deltas are joined into the node's log segments; every
@@ -209,6 +211,10 @@ class Gateway(SyncService):
             for pid in list(self.node.peers):
                 if pid not in self.upstreams:
                     self.node.hello(pid, ask=True)
+
+    def journaled(self, peer: Any) -> bool:
+        # A device's DELTAs only merge (absorb acts on the aggregator's schemas alone).
+        return peer not in self.upstreams
 
     def on_event(self, ev: tuple[Any, ...]) -> None:
         if ev[0] == EV_BIRTH and ev[1] not in self.upstreams:

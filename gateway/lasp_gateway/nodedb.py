@@ -16,12 +16,25 @@ transaction per *batch* of received messages writes only what moved:
                                 one row per peer; rewritten only when its marks moved
     stats(id, rejected, last_reason, seen_ms)
                                 per-sender counters that survive restarts
+    inputs(n, peer, payload)    received messages journaled as they came (see below)
 
 A variable changed by a batch costs one journal row (the join of the batch's deltas for it).
 Once the journal written for a variable outgrows its checkpoint (and 64 KiB), the variable
 is checkpointed and its journal rows dropped, so checkpoints cost O(1) amortised per journal
 byte (the scheme of ``lasp_edge.store.persistence``). The log is bounded by the state size
 (``lasp_edge.sync.log``), and so is the segments table.
+
+The input journal (``journal_inputs``, what the gateway uses between full saves). Most of a
+gateway's batches only merge device DELTAs, and saving their effect means re-encoding each
+sender's grown log segment and rewriting its segment and peer rows: most of a save's cost,
+and many scattered page writes (flash wear on a Pi's SD card). Such a batch may instead
+append the messages themselves, as received, to ``inputs``: the node's state after it is a
+pure function of the state at the last full save and those messages in order (merges are
+deterministic, and the marks they move, ``recv_to`` and the log's sequence numbers, follow
+from the messages), so a restart replays them through the same ``receive`` and loses
+nothing. Every full ``save`` writes what moved since the previous one and empties
+``inputs`` in the same transaction, so replay is bounded by what the adapter lets
+accumulate between two full saves (``service.py``).
 
 What this reads of the node is exactly what ``Node.snapshot()`` reads, and it restores
 through ``Node.restore()``; so the node's invariants are the protocol's, not this file's.
@@ -63,6 +76,8 @@ CREATE TABLE IF NOT EXISTS peers (
     recv_to INTEGER NOT NULL, interests BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS stats (
     id BLOB PRIMARY KEY, rejected INTEGER NOT NULL, last_reason TEXT, seen_ms INTEGER);
+CREATE TABLE IF NOT EXISTS inputs (
+    n INTEGER PRIMARY KEY, peer BLOB NOT NULL, payload BLOB NOT NULL);
 """
 
 
@@ -143,6 +158,8 @@ class NodeDB:
         self.rows_written = 0
         self.bytes_written = 0  # payload bytes (states, deltas) written by saves
         self._ids: dict[Any, bytes] = {}  # replica id -> its CBOR (peer keys, origins)
+        self.inputs_held = 0  # rows in ``inputs``: replayed at restart, emptied by save
+        self._unsaved: dict[str, Any] = {}  # var -> join of the journaled batches' deltas
         self.conn = open_exclusive_wal(
             path, "normal" if self.fsync_apart else synchronous, "gateway or aggregator process"
         )
@@ -269,6 +286,7 @@ class NodeDB:
             self._stats[cbor.loads(pid_b)] = (rejected, reason, seen)
         for k in ("epoch", "last_seq", "trimmed_to"):
             self._meta[k] = self.meta_get(k)
+        self.inputs_held = self.conn.execute("SELECT COUNT(*) FROM inputs").fetchone()[0]
         if last_seq is None and not vars_ and not peers:
             return None
         return {
@@ -280,6 +298,13 @@ class NodeDB:
             "segments": segs,
             "peers": peers,
         }
+
+    def inputs(self) -> list[tuple[Any, bytes]]:
+        """The journaled messages ``[(sender, payload), ...]``, in the order received."""
+        return [
+            (cbor.loads(peer), payload)
+            for peer, payload in self.conn.execute("SELECT peer, payload FROM inputs ORDER BY n")
+        ]
 
     def stored_stats(self) -> dict[Any, tuple[Any, ...]]:
         """``{sender: (rejected, last_reason, seen_ms)}`` as loaded."""
@@ -316,9 +341,42 @@ class NodeDB:
         only segments to compare; without it every segment of each variable is walked (a
         gateway holds one open segment per device: 500 devices, 500 per batch).
         """
+        if self.inputs_held:
+            # What the journaled batches moved is known only as a whole: compare it all.
+            changed = dict(changed)
+            for name, d in self._unsaved.items():
+                acc = changed.get(name)
+                changed[name] = d if acc is None else d.join(acc)
+            peers = log_vars = log_origins = None
         self._tx(
             lambda: self._save(node, changed, meta or {}, stats or {}, peers, log_vars, log_origins)
         )
+        self._unsaved = {}
+        self.inputs_held = 0
+        self.saves += 1
+
+    def journal_inputs(self, messages: list[tuple[Any, bytes]], changed: dict[str, Any]) -> None:
+        """Persist a batch as the messages it received, ``[(sender, payload), ...]``, in
+        one transaction: instead of a ``save``, for a batch whose whole effect replaying
+        them through ``Node.receive`` after the last full save reproduces (module header).
+
+        ``changed`` is what ``save`` would have been given; it is kept (joined) for the
+        next ``save``, which then writes it and compares everything with the disk, whatever
+        it is told to narrow to: it must cover every journaled batch before it drops them.
+        """
+        rows = [(self._id(peer), payload) for peer, payload in messages]
+        self._tx(
+            lambda: self.conn.executemany("INSERT INTO inputs (peer, payload) VALUES (?, ?)", rows)
+        )
+        for name, d in changed.items():
+            acc = self._unsaved.get(name)
+            if acc is None:
+                self._unsaved[name] = d
+            else:
+                acc.merge(d)
+        self.inputs_held += len(rows)
+        self.bytes_written += sum(len(p) for _, p in rows)
+        self.rows_written += len(rows)
         self.saves += 1
 
     def _save(
@@ -443,6 +501,8 @@ class NodeDB:
                     (cbor.dumps(pid), *row),
                 )
                 self._stats[pid] = row
+        if self.inputs_held:
+            ex("DELETE FROM inputs")  # their effect is in the rows above now
         values = {
             "epoch": node.epoch,
             "last_seq": node.log.last_seq,

@@ -63,6 +63,11 @@ STATS_SAVE_MS = 10_000  # last-seen times are persisted this often (rejects at o
 # devices: a tenth of the loop's time at 20 ms). Acks and births never wait for it; only
 # deltas and resends do, and their periods are in seconds.
 TICK_MS = 50
+# A batch that only merged device DELTAs may be persisted as the messages themselves
+# (``NodeDB.journal_inputs``) for at most this long and this many messages since the last
+# full save: what a restart replays is bounded by them.
+JOURNAL_MS = 2000
+JOURNAL_MAX = 10_000
 DELTA_KIND = 3  # byte 2 of a (canonical) DELTA message: [1, 3, ...]
 
 
@@ -134,6 +139,16 @@ class SenderStats:
         return (self.rejected, self.last_reason, self.seen_ms)
 
 
+def _join_into(acc: dict[str, Any], deltas: dict[str, Any]) -> None:
+    """Join ``deltas`` (var -> delta, not to be modified) into ``acc`` (var -> own copy)."""
+    for name, d in deltas.items():
+        mine = acc.get(name)
+        if mine is None:
+            acc[name] = d.copy()
+        else:
+            mine.merge(d)
+
+
 def wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -179,6 +194,10 @@ class SyncService:
         self._syncer: Any = None  # a WalSyncer (or a test's stand-in)
         self._loop: LinkLoop | None = None  # drives the links' sockets (start)
         self.on_batch: Callable[[], None] | None = None  # tests: called after each batch
+        self._full_saved_ms = 0
+        self.journaled_batches = 0
+        if db.inputs_held:
+            self._replay_inputs()
 
     # -- to override -----------------------------------------------------------------------
 
@@ -199,6 +218,12 @@ class SyncService:
 
     def on_event(self, ev: tuple[Any, ...]) -> None:
         """Every node event, after the service's own bookkeeping (service thread)."""
+
+    def journaled(self, peer: Any) -> bool:
+        """May a batch of DELTAs from ``peer`` be persisted as the messages themselves
+        (``NodeDB.journal_inputs``)? Only where replaying them through ``receive`` alone
+        redoes all they did: not where ``absorb`` acts on what they bring."""
+        return False
 
     def absorb(self, changed: dict[str, Any], now_ms: int) -> dict[str, Any]:
         """Once per turn, before the save: place merged data, bring local changes in.
@@ -331,6 +356,22 @@ class SyncService:
             self.on_batch()
         return bool(batch)
 
+    def _replay_inputs(self) -> None:
+        """Redo the batches journaled since the last full save (``NodeDB`` header): the
+        same messages, in order, through the same ``receive``; then one full save folds
+        them into the tables. What they made the node send left before the restart or is
+        resent by the protocol (ACKs are cumulative, births are sent at startup)."""
+        messages = self.db.inputs()
+        changed: dict[str, Any] = {}
+        now = self.now_ms()
+        for peer, payload in messages:
+            for ev in self.receive(payload, now, peer):
+                if ev[0] == EV_MERGED:
+                    _join_into(changed, ev[2])
+        self.node.take()
+        self.db.save(self.node, changed)
+        log.info("replayed %d messages journaled before the restart", len(messages))
+
     def _process(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, bytes]]:
         node = self.node
         now = self.now_ms()
@@ -339,6 +380,10 @@ class SyncService:
         seen_ms = wall_ms()  # one clock read per batch, not per message
         touched = False
         senders: set[Any] = set()
+        # The messages, while every one of them only merged (journal_inputs), else None;
+        # and what that must have done to the log and the variables.
+        journal: list[tuple[Any, bytes]] | None = []
+        seq0, nvars0, appended = node.log.last_seq, len(node.vars), 0
         for item in batch:
             if item[0] != "msg":
                 self._control(item)
@@ -356,15 +401,17 @@ class SyncService:
             if st is not None:
                 st.messages += 1
                 st.seen_ms = seen_ms  # saved with the next reject or every STATS_SAVE_MS
-            for ev in self.receive(payload, now, peer):
+            events = self.receive(payload, now, peer)
+            if journal is not None and events:
+                if all(ev[0] == EV_MERGED for ev in events) and self.journaled(peer):
+                    journal.append((peer, payload))
+                else:
+                    journal = None
+            for ev in events:
                 kind = ev[0]
                 if kind == EV_MERGED:
-                    for name, d in ev[2].items():
-                        acc = changed.get(name)
-                        if acc is None:
-                            changed[name] = d.copy()
-                        else:
-                            acc.merge(d)
+                    _join_into(changed, ev[2])
+                    appended += len(ev[2])
                     tokens[ev[3]] = None
                     touched = True
                     self.deltas += 1
@@ -381,15 +428,29 @@ class SyncService:
             self._stats_saved = now
             self._dirty_stats.update(pid for pid, st in self.stats.items() if st.messages)
         if touched or changed or meta or self._dirty_stats or self._log_moved:
-            stats = {pid: self.stats[pid].row() for pid in self._dirty_stats if pid in self.stats}
-            log_vars = None if self._log_moved else list(changed)
-            origins = None
-            if self.log_origins_are_senders:
-                origins = list(senders)
-                origins.append(None)
-            self.db.save(node, changed, meta, stats, senders, log_vars, origins)
-            self._dirty_stats.clear()
-            self._log_moved = False
+            if (
+                journal
+                and not (meta or self._dirty_stats or self._log_moved)
+                and node.log.last_seq - seq0 == appended  # no local update joined in
+                and len(node.vars) == nvars0
+                and now - self._full_saved_ms < JOURNAL_MS
+                and self.db.inputs_held + len(journal) <= JOURNAL_MAX
+            ):
+                self.db.journal_inputs(journal, changed)
+                self.journaled_batches += 1
+            else:
+                stats = {
+                    pid: self.stats[pid].row() for pid in self._dirty_stats if pid in self.stats
+                }
+                log_vars = None if self._log_moved else list(changed)
+                origins = None
+                if self.log_origins_are_senders:
+                    origins = list(senders)
+                    origins.append(None)
+                self.db.save(node, changed, meta, stats, senders, log_vars, origins)
+                self._dirty_stats.clear()
+                self._log_moved = False
+                self._full_saved_ms = now
             self._saved += 1
             if self._syncer is not None:
                 self._syncer.request(self._saved)

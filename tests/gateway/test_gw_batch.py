@@ -5,7 +5,8 @@ thread do), with a stand-in for the fsync thread, so the test decides when the d
 "finishes" a sync. Hypothesis interleaves device DELTAs (duplicated, reordered, several per
 batch, gaps), turns of the loop and syncs. Whenever the disk reports a sync, the test takes
 a *crash copy* of the database (the files as they are: what ``kill -9`` or, for what the
-sync covered, a power loss leaves) and opens it as a restarted gateway would. Every ACK
+sync covered, a power loss leaves) and opens it as a restarted gateway (which replays
+the batches it journaled as messages since its last full save). Every ACK
 that leaves must be covered by the last crash copy taken before it left: the device's mark
 (``recv_to``) and its data there are at least what the ACK says. At the end everything is
 delivered in order and synced, and gateway, crash copy and oracle (each device's highest
@@ -29,7 +30,6 @@ from test_gw_nodedb import give_schema, offline_gateway
 from lasp_edge import AWMap, wire
 from lasp_edge.sync import messages as M
 from lasp_gateway.gateway import Gateway
-from lasp_gateway.nodedb import NodeDB
 
 DEVICES = ["d1", "d2", "d3"]
 MAX_SEQ = 6
@@ -69,20 +69,17 @@ def crash_copy(path: str, into: Path) -> dict[str, Any]:
     for suffix in ("", "-wal"):
         if Path(path + suffix).exists():
             shutil.copyfile(path + suffix, into / ("gw.db" + suffix))
-    db = NodeDB(str(into / "gw.db"), "normal")
+    gw, _sent = offline_gateway(str(into / "gw.db"))  # replays what was journaled
     try:
-        snap = db.load()
+        node = gw.node
+        counts = node.vars["impressions"].value() if "impressions" in node.vars else {}
+        return {
+            pid: (p.recv_to, counts.get("ad-%s" % pid, 0))
+            for pid, p in node.peers.items()
+            if pid in DEVICES
+        }
     finally:
-        db.close()
-    assert snap is not None
-    counts = {}
-    if "impressions" in snap["vars"]:
-        counts = wire.from_typed(snap["vars"]["impressions"]).value()
-    return {
-        pid: (recv_to, counts.get("ad-%s" % pid, 0))
-        for pid, _epoch, _acked, recv_to, _ints in snap["peers"]
-        if pid in DEVICES
-    }
+        gw.db.close()
 
 
 def acks_in(sent: list) -> list[tuple[str, int]]:

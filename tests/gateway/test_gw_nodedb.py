@@ -216,12 +216,14 @@ def test_gateway_acks_only_after_the_commit_and_restarts_from_it(tmp_path):
     def failing(*a, **kw):
         raise OSError("disk full")
 
-    gw.db.save = failing  # type: ignore[method-assign]
+    real_journal = gw.db.journal_inputs
+    gw.db.save = gw.db.journal_inputs = failing  # type: ignore[method-assign]
     sent.clear()
     with pytest.raises(OSError):
         feed(gw, dev)
     assert not [m for _p, m in sent if m.kind == M.ACK]
     gw.db.save = real_save  # type: ignore[method-assign]
+    gw.db.journal_inputs = real_journal  # type: ignore[method-assign]
     gw.db.close()
     # restart on the same file: what was not saved is not there, and the epoch moved on
     gw2, sent2 = offline_gateway(path)
