@@ -145,11 +145,28 @@ class Client:
 
 class CpuMeter:
     """CPU time (user + system, all threads) each named process spent during a measurement,
-    from /proc: where the time per message goes, and what a 2-core machine can give."""
+    from /proc: where the time per message goes, and what a 2-core machine can give. Also
+    the bytes it wrote to the disk (``write_bytes`` of /proc/<pid>/io: what reached the
+    block device, which on a Raspberry Pi is the SD card that wears)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.start = {name: self._cpu_s(pid) for name, pid in pids.items()}
+        self.disk0 = {name: self._disk_b(pid) for name, pid in pids.items()}
+
+    @staticmethod
+    def _disk_b(pid: int) -> int | None:
+        try:
+            for line in Path("/proc/%d/io" % pid).read_text().splitlines():
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def disk_bytes_per_message(self, name: str, n: int) -> float | None:
+        a, b = self.disk0[name], self._disk_b(self.pids[name])
+        return None if a is None or b is None else (b - a) / n
 
     @staticmethod
     def _cpu_s(pid: int) -> float | None:
@@ -304,7 +321,8 @@ def drive_fleet(
     port: int, per_device: dict[str, list[bytes]], pids: dict[str, int]
 ) -> tuple[float, dict[str, float | None]]:
     """Sessions first (a BIRTH per device, as devices do), then the stop-and-wait run:
-    acknowledged messages per second, and the CPU time per message of ``pids``."""
+    acknowledged messages per second, and the CPU time per message of ``pids`` (with the
+    gateway's disk bytes written per message, as ``gateway_disk_b``)."""
     fleet = Fleet(port, per_device)
     try:
         for dev in per_device:
@@ -314,7 +332,10 @@ def drive_fleet(
         time.sleep(0.5)
         cpu = CpuMeter(pids)
         dt = fleet.run()
-        return fleet.total / dt, cpu.us_per_message(fleet.total)
+        used = cpu.us_per_message(fleet.total)
+        if "gateway" in pids:
+            used["gateway_disk_b"] = cpu.disk_bytes_per_message("gateway", fleet.total)
+        return fleet.total / dt, used
     finally:
         fleet.client.close()
 
@@ -434,9 +455,9 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
     ]  # fmt: skip
     echo_rows = [
         ["(e) the fleet of (b) against a paho echo (ACK-shaped reply per DELTA, nothing else)",
-         C.fmt_rate(m["echo_msgs"]), "1.00"],
+         C.fmt_rate(m["echo_msgs"]), "1.00", C.fmt_ratio(fig["ratio"]["echo"])],
         ["(b) the fleet against the gateway", C.fmt_rate(m["gateway_msgs"]),
-         C.fmt_ratio(fig["ratio"]["gateway_vs_echo"])],
+         C.fmt_ratio(fig["ratio"]["gateway_vs_echo"]), C.fmt_ratio(fig["ratio"]["gateway"])],
     ]  # fmt: skip
     return "\n".join(
         [
@@ -460,9 +481,10 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "",
             "Diagnostic, no goal: the same stop-and-wait fleet against a process that only "
             "does the gateway's MQTT work, so that the gap between (b) and (a) splits into "
-            "what the protocol's round trips cost and what the gateway adds:",
+            "what the protocol's round trips cost and what the gateway adds. (e)/(a) is the "
+            "most any gateway that ACKs each DELTA could reach here:",
             "",
-            C.md_table(["rate", "median /s", "x (e)"], echo_rows),
+            C.md_table(["rate", "median /s", "x (e)", "x (a)"], echo_rows),
             "",
             "What each side does:",
             "",
@@ -494,6 +516,10 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             % mach["cores"],
             "",
             cpu_table(fig["cpu_us_per_message"], mach["cores"] or 1),
+            "",
+            "The gateway process wrote %s bytes to the disk per DELTA (median; `write_bytes` "
+            "of /proc/<pid>/io: SQLite's WAL and checkpoints, with their fsyncs)."
+            % C.fmt_num(fig["gateway_disk_bytes_per_message"], 0),
             "",
             "Every run:",
             "",
@@ -594,8 +620,10 @@ def main() -> int:
         "paho_vs_c_clients": run_ratio(runs, "baseline", "c_clients"),
         "gateway": run_ratio(runs, "gateway", "baseline"),
         "gateway_vs_echo": run_ratio(runs, "gateway", "echo"),
+        "echo": run_ratio(runs, "echo", "baseline"),
         "updates": run_ratio(runs, "updates", "baseline"),
     }
+    disk = [r["gateway_disk_b"] for r in runs["gateway_cpu_us"] if r.get("gateway_disk_b")]
     fig = {
         "messages": n,
         "devices": args.devices,
@@ -606,6 +634,7 @@ def main() -> int:
         "mosquitto": mosquitto_version(shutil.which("mosquitto") or "/usr/sbin/mosquitto"),
         "load_before": load_before,
         "load_after": load_average(),
+        "gateway_disk_bytes_per_message": C.median(disk) if disk else None,
         "runs": runs,
         "median": med,
         "cpu_us_per_message": {
