@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from test_gw_batch import DEVICES, MAX_SEQ, birth_msg, delta_msg
 from test_gw_nodedb import give_schema, offline_gateway, same_node
 
+from lasp_edge import GSet, wire
 from lasp_edge.sync import messages as M
 from lasp_gateway import service
-from lasp_gateway.gateway import Gateway
+from lasp_gateway.gateway import Gateway, GatewayConfig
 
 
 def restarted(path: str, into: Path) -> Gateway:
@@ -109,3 +110,40 @@ def test_delta_batches_are_journaled_and_the_rest_saves_in_full(tmp_path, monkey
         check_restart(gw, path, tmp_path / "crash")
     finally:
         gw.db.close()
+
+
+def test_replay_keeps_what_was_acked_under_a_wider_policy(tmp_path):
+    """Journaled messages were authorized when they arrived: a restart with a narrower
+    ``open_vars`` (the GSet ``tags`` no longer open to devices) must not drop them."""
+    path = str(tmp_path / "gw.db")
+    gw = Gateway(GatewayConfig(db=path, status_period_ms=0, open_vars=["tags"]))
+    sent: list = []
+    gw.route = lambda peer, data: sent.append((peer, M.decode(data)))  # type: ignore[method-assign]
+    try:
+        for k, elem in ((1, "a"), (2, "b")):
+            tags = GSet()
+            tags.add(elem)
+            msg = M.delta("d1", 1, k, k, 0, 1, False, {"tags": wire.to_typed(tags)})
+            gw.deliver("devices", "le/u/d1", msg)
+            gw.step(wait=0)  # the first creates the variable (a full save); the second is journaled
+        assert [m.recv_to for _p, m in sent if m.kind == M.ACK] == [1, 2]
+        assert gw.db.inputs_held == 1
+        for suffix in ("", "-wal"):
+            shutil.copyfile(path + suffix, str(tmp_path / "copy.db") + suffix)
+    finally:
+        gw.db.close()
+    again = Gateway(GatewayConfig(db=str(tmp_path / "copy.db"), status_period_ms=0))
+    try:
+        assert again.node.vars["tags"].value() == {"a", "b"}
+        assert again.node.peers["d1"].recv_to == 2
+        # and the narrower policy holds for what comes now
+        tags = GSet()
+        tags.add("c")
+        again.deliver(
+            "devices", "le/u/d1", M.delta("d1", 1, 3, 3, 0, 1, False, {"tags": wire.to_typed(tags)})
+        )
+        again.step(wait=0)
+        assert again.node.vars["tags"].value() == {"a", "b"}
+        assert again.stats["d1"].rejected == 1
+    finally:
+        again.db.close()
