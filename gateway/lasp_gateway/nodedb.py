@@ -544,4 +544,5 @@ class NodeDB:
             out[table + "_rows"] = rows
             out[table + "_bytes"] = size
         out["peers_rows"] = self.conn.execute("SELECT COUNT(*) FROM peers").fetchone()[0]
+        out["inputs_rows"] = self.inputs_held
         return out
