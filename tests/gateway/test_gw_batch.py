@@ -60,16 +60,21 @@ class HeldSyncer:
         pass
 
 
-def crash_copy(path: str, into: Path) -> dict[str, Any]:
-    """Open a copy of the files as they are now, as a gateway restarted after a crash
-    would; return ``{device: (recv_to, count)}``."""
+def restarted(path: str, into: Path) -> Gateway:
+    """A gateway opened on a copy of the files as they are now (what ``kill -9`` leaves);
+    it replays what it had journaled since its last full save."""
     if into.exists():
         shutil.rmtree(into)
     into.mkdir()
     for suffix in ("", "-wal"):
         if Path(path + suffix).exists():
             shutil.copyfile(path + suffix, into / ("gw.db" + suffix))
-    gw, _sent = offline_gateway(str(into / "gw.db"))  # replays what was journaled
+    return offline_gateway(str(into / "gw.db"))[0]
+
+
+def crash_copy(path: str, into: Path) -> dict[str, Any]:
+    """``{device: (recv_to, count)}`` as a gateway restarted now would hold them."""
+    gw = restarted(path, into)
     try:
         node = gw.node
         counts = node.vars["impressions"].value() if "impressions" in node.vars else {}

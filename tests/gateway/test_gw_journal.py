@@ -17,24 +17,13 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_gw_batch import DEVICES, MAX_SEQ, birth_msg, delta_msg
+from test_gw_batch import DEVICES, MAX_SEQ, birth_msg, delta_msg, restarted
 from test_gw_nodedb import give_schema, offline_gateway, same_node
 
 from lasp_edge import GSet, wire
 from lasp_edge.sync import messages as M
 from lasp_gateway import service
 from lasp_gateway.gateway import Gateway, GatewayConfig
-
-
-def restarted(path: str, into: Path) -> Gateway:
-    """A gateway opened on a copy of the files as they are now (what kill -9 leaves)."""
-    if into.exists():
-        shutil.rmtree(into)
-    into.mkdir()
-    for suffix in ("", "-wal"):
-        if Path(path + suffix).exists():
-            shutil.copyfile(path + suffix, into / ("gw.db" + suffix))
-    return offline_gateway(str(into / "gw.db"))[0]
 
 
 def check_restart(gw: Gateway, path: str, into: Path) -> None:
