@@ -39,7 +39,7 @@ class ProtocolError(ValueError):
 def _need(cond, what, *args):
     """Raise ProtocolError(``what % args``) unless ``cond``. The text is formatted only on
     failure: every field of every message passes here, and an eagerly built string is an
-    allocation per field (heap churn on a device, a tenth of decoding on a gateway)."""
+    allocation per field (heap churn on a device)."""
     if not cond:
         raise ProtocolError(what % args if args else what)
 
