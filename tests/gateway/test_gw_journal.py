@@ -24,6 +24,7 @@ from lasp_edge import GSet, wire
 from lasp_edge.sync import messages as M
 from lasp_gateway import service
 from lasp_gateway.gateway import Gateway, GatewayConfig
+from lasp_gateway.nodedb import NodeDB
 
 
 def check_restart(gw: Gateway, path: str, into: Path) -> None:
@@ -136,3 +137,29 @@ def test_replay_keeps_what_was_acked_under_a_wider_policy(tmp_path):
         assert again.stats["d1"].rejected == 1
     finally:
         again.db.close()
+
+
+def test_a_clean_stop_folds_the_journal_into_the_tables(tmp_path):
+    path = str(tmp_path / "gw.db")
+    gw, _sent = offline_gateway(path)
+    give_schema(gw)
+    for dev in DEVICES:
+        gw.deliver("devices", "le/u/" + dev, delta_msg(dev, 1))
+    gw.step(wait=0)
+    for dev in DEVICES:
+        gw.deliver("devices", "le/u/" + dev, delta_msg(dev, 2))
+    gw.step(wait=0)
+    assert gw.db.inputs_held == 2 * len(DEVICES)  # both batches journaled
+    memory = gw.node.vars["impressions"].value()
+    gw.stop()
+    db = NodeDB(path)
+    try:
+        snap = db.load()
+        assert db.inputs_held == 0
+        assert snap is not None
+        assert wire.from_typed(snap["vars"]["impressions"]).value() == memory
+        assert {pid: r for pid, _e, _a, r, _i in snap["peers"] if pid in DEVICES} == {
+            dev: 2 for dev in DEVICES
+        }
+    finally:
+        db.close()
