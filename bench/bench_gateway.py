@@ -44,6 +44,7 @@ gateway and database per run.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -55,6 +56,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "sdk"), str(ROOT / "gateway"), str(ROOT / "bench")]
@@ -65,6 +67,7 @@ import paho.mqtt.client as paho  # noqa: E402
 from lasp_edge import AWMap, wire  # noqa: E402
 from lasp_edge.sync import messages as M  # noqa: E402
 from lasp_gateway.emulator.services import free_port, stop_process  # noqa: E402
+from lasp_gateway.service import GROUP_COMMIT_BATCH  # noqa: E402
 
 ADS = ["ad-%d" % i for i in range(10)]
 
@@ -350,6 +353,8 @@ def echo_server(port: int) -> None:
     from lasp_gateway.mqtt_link import LinkLoop, MqttLink
     from lasp_gateway.settings import BrokerSettings
 
+    logging.getLogger("lasp_gateway").setLevel(logging.ERROR)  # no connect/disconnect lines
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -392,10 +397,10 @@ def echo_run(
 
 
 def gateway_run(
-    port: int, workdir: Path, per_device: dict[str, list[bytes]], sync: str, broker_pid: int
-) -> tuple[float, dict[str, float | None]]:
-    """Messages acknowledged per second through a fresh gateway + aggregator, and the CPU
-    time per message of each process."""
+    port: int, workdir: Path, sync: str, broker_pid: int, drive: Any, extra: tuple = ()
+) -> Any:
+    """A fresh gateway (with ``extra`` options) and aggregator; ``drive(pids)`` runs the
+    devices against them and returns the figures."""
     run = tempfile.mkdtemp(dir=workdir)
     agg = service(
         ["aggregator", "--broker", "127.0.0.1:%d" % port, "--db", run + "/agg.db",
@@ -404,16 +409,65 @@ def gateway_run(
     )  # fmt: skip
     gw = service(
         ["gateway", "--broker", "127.0.0.1:%d" % port, "--db", run + "/gw.db",
-         "--synchronous", sync, "--status-period-ms", "0"],
+         "--synchronous", sync, "--status-period-ms", "0", *extra],
         workdir / "gw.log",
     )  # fmt: skip
     try:
         time.sleep(1.0)  # the gateway learns the schema from the aggregator
         pids = {"bench": os.getpid(), "mosquitto": broker_pid, "gateway": gw.pid}
-        return drive_fleet(port, per_device, dict(pids, aggregator=agg.pid))
+        return drive(dict(pids, aggregator=agg.pid))
     finally:
         for p in (gw, agg):
             stop_process(p, 15)
+
+
+def paced_fleet(port: int, per_device: dict[str, list[bytes]], pids: dict[str, int]) -> dict:
+    """(f) A fleet at a moderate, steady rate: every device sends one DELTA a second (its
+    sends spread evenly over the second), as a fleet syncing once a second does. Returns
+    the gateway's disk bytes and CPU per DELTA and the ACK latency (send to ACK)."""
+    sent_at: dict[str, float] = {}
+    latency: list[float] = []
+    acked = [0]
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if len(payload) > 2 and payload[2] == M.ACK:
+            t = sent_at.pop(topic[5:], None)
+            if t is not None:
+                latency.append(time.perf_counter() - t)
+            acked[0] += 1
+
+    client = Client(port, "paced", ["le/d/+"], on_message)
+    devs = sorted(per_device)
+    seconds = min(len(v) for v in per_device.values())
+    try:
+        for dev in devs:
+            client.c.publish("le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False))
+        time.sleep(1.0)
+        acked[0] = 0
+        meter = CpuMeter({"gateway": pids["gateway"]})
+        t0 = time.perf_counter()
+        for k in range(seconds):
+            for i, dev in enumerate(devs):
+                pause = t0 + k + i / len(devs) - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                sent_at[dev] = time.perf_counter()
+                client.c.publish("le/u/" + dev, per_device[dev][k], 0)
+        deadline = time.monotonic() + 30
+        n = seconds * len(devs)
+        while acked[0] < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latency.sort()
+        return {
+            "messages": n,
+            "acked": acked[0],
+            "disk_b": meter.disk_bytes_per_message("gateway", n),
+            "cpu_us": meter.us_per_message(n)["gateway"],
+            "p50_ms": latency[len(latency) // 2] * 1e3 if latency else None,
+            "p99_ms": latency[int(len(latency) * 0.99)] * 1e3 if latency else None,
+        }
+    finally:
+        client.close()
 
 
 def run_ratio(runs: dict[str, list], top: str, bottom: str) -> float | None:
@@ -439,6 +493,7 @@ def pipeline_rows(m: dict[str, float | None], r: dict[str, float | None], batch:
     ]  # fmt: skip
 
 
+PACED_DELAYS_MS = (0, 20)  # group commit off, and the gateway's default
 PROCESSES = ("bench", "mosquitto", "echo", "gateway", "aggregator")
 SIDES = ("baseline", "echo", "gateway")
 
@@ -537,6 +592,23 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "of /proc/<pid>/io: SQLite's WAL and checkpoints, with their fsyncs)."
             % C.fmt_num(fig["gateway_disk_bytes_per_message"], 0),
             "",
+            "(f) A steady fleet instead of a saturating one: the %d devices each send one DELTA "
+            "a second (spread evenly: %d DELTAs/s, for %d s), as a fleet syncing every second "
+            "does, against a fresh gateway with group commit off and at its default. At such a "
+            "rate every message would otherwise be a commit, an fsync and at least a page of "
+            "WAL of its own; the gateway's `--commit-delay-ms` lets a batch wait that long "
+            "after its first message (or until %d are queued, so a saturated gateway never "
+            "waits). Bytes are the gateway process's disk writes (`write_bytes`), the flash "
+            "a Raspberry Pi's SD card takes; latency is from a DELTA's publish to its ACK:"
+            % (args.devices, args.devices, args.paced_seconds, GROUP_COMMIT_BATCH),
+            "",
+            C.md_table(["`--commit-delay-ms`", "disk bytes / DELTA", "gateway CPU µs / DELTA",
+                        "ACK latency p50 (ms)", "p99 (ms)", "acked"], [
+                [d, C.fmt_num(f["disk_b"], 0), C.fmt_num(f["cpu_us"], 0),
+                 C.fmt_num(f["p50_ms"], 1), C.fmt_num(f["p99_ms"], 1),
+                 "%d of %d" % (f["acked"], f["messages"])]
+                for d, f in fig["paced"].items()]),
+            "",
             "Every run:",
             "",
             C.md_table(["run", "(0) C clients", "(a) paho", "(e) echo", "(b) gateway",
@@ -569,6 +641,7 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--batch", type=int, default=100, help="updates per message in (c)")
     ap.add_argument("--synchronous", choices=["full", "normal"], default="full")
+    ap.add_argument("--paced-seconds", type=int, default=10, help="length of (f)")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     C.add_contract_args(ap)
     args = ap.parse_args()
@@ -577,6 +650,7 @@ def main() -> int:
         return 0
     if args.quick:
         args.runs, args.messages = min(args.runs, 2), min(args.messages, 5000)
+        args.paced_seconds = min(args.paced_seconds, 3)
     per = max(1, args.messages // args.devices)
     devs = ["d%04d" % i for i in range(args.devices)]
     single = {d: payloads(d, per, 1) for d in devs}
@@ -591,6 +665,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
     load_before = load_average()
     broker, port = start_mosquitto(workdir)
+    paced: dict[str, dict] = {}
     runs: dict[str, list] = {
         "c_clients": [],
         "baseline": [],
@@ -610,16 +685,52 @@ def main() -> int:
             rate, used = echo_run(port, single, broker.pid)
             runs["echo"].append(rate)
             runs["echo_cpu_us"].append(used)
-            rate, used = gateway_run(port, workdir, single, args.synchronous, broker.pid)
+            rate, used = gateway_run(
+                port,
+                workdir,
+                args.synchronous,
+                broker.pid,
+                lambda pids: drive_fleet(port, single, pids),
+            )
             runs["gateway"].append(rate)
             runs["gateway_cpu_us"].append(used)
-            rate, _ = gateway_run(port, workdir, batched, args.synchronous, broker.pid)
+            rate, _ = gateway_run(
+                port,
+                workdir,
+                args.synchronous,
+                broker.pid,
+                lambda pids: drive_fleet(port, batched, pids),
+            )
             runs["updates"].append(rate * args.batch)
             c0 = runs["c_clients"][-1]
             print("  run %d: C clients %s msg/s, paho %.0f msg/s, echo %.0f msg/s, "
                   "gateway %.0f msg/s, %.0f updates/s" % (r + 1, "n/a" if c0 is None else
                   "%.0f" % c0, runs["baseline"][-1], runs["echo"][-1], runs["gateway"][-1],
                   runs["updates"][-1]), flush=True)  # fmt: skip
+        paced_msgs = {d: payloads(d, args.paced_seconds, 1) for d in devs}
+        for delay in PACED_DELAYS_MS:
+            f = gateway_run(
+                port,
+                workdir,
+                args.synchronous,
+                broker.pid,
+                lambda pids: paced_fleet(port, paced_msgs, pids),
+                ("--commit-delay-ms", str(delay)),
+            )
+            paced[str(delay)] = f
+            print(
+                "  steady fleet, commit delay %d ms: %s B and %s us per DELTA on the "
+                "gateway, ACK after %s ms (p50), %d of %d acked"
+                % (
+                    delay,
+                    C.fmt_num(f["disk_b"], 0),
+                    C.fmt_num(f["cpu_us"], 0),
+                    C.fmt_num(f["p50_ms"], 1),
+                    f["acked"],
+                    f["messages"],
+                ),
+                flush=True,
+            )
     finally:
         broker.terminate()
         broker.wait(10)
@@ -653,6 +764,8 @@ def main() -> int:
         "gateway_disk_bytes_per_message": C.median(disk) if disk else None,
         "runs": runs,
         "median": med,
+        "paced": paced,
+        "paced_seconds": args.paced_seconds,
         "cpu_us_per_message": {
             side: {
                 proc: C.median(xs) if xs else None

@@ -28,6 +28,16 @@ def _ids(text: str | None) -> list[Any]:
     return [replica_from_level(x) for x in _list(text)]
 
 
+def _non_negative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, not %d" % n)
+    return n
+
+
 def _add_broker_args(
     p: argparse.ArgumentParser, prefix: str = "", what: str = "the broker"
 ) -> None:
@@ -131,6 +141,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         max_message=args.max_message,
         status_period_ms=args.status_period_ms,
         synchronous=args.synchronous,
+        commit_delay_ms=args.commit_delay_ms,
     )
     gw = Gateway(cfg)
     http = None if not args.http else ApiServer(args.http, gateway_routes(gw))
@@ -338,6 +349,12 @@ def register(sub: Any) -> None:
     )
     g.add_argument("--status-period-ms", type=int, default=5000, help="0: no status report")
     g.add_argument("--synchronous", choices=["full", "normal"], default="full")
+    g.add_argument(
+        "--commit-delay-ms",
+        type=_non_negative,
+        default=20,
+        help="group commit: a batch waits this long after its first message (0: none)",
+    )
     g.add_argument("--http", help="serve the gateway's JSON API on HOST:PORT")
     g.add_argument("--log-level", default="INFO")
     _add_broker_args(g, "", "the devices' broker")

@@ -163,3 +163,32 @@ def test_a_clean_stop_folds_the_journal_into_the_tables(tmp_path):
         }
     finally:
         db.close()
+
+
+def test_group_commit_waits_for_company_only_while_it_is_cheap(tmp_path, monkeypatch):
+    """``_hold_s``: how long queued messages wait before their batch is committed."""
+    gw, _sent = offline_gateway(str(tmp_path / "gw.db"))
+    try:
+        now = [100.0]
+        monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
+        assert gw.commit_delay_s == 0.02  # the gateway's default
+        assert gw._hold_s() == 0.0  # nothing queued
+        gw.deliver("devices", "le/u/d1", delta_msg("d1", 1))
+        now[0] += 0.005
+        assert abs(gw._hold_s() - 0.015) < 1e-9  # 20 ms after the first message
+        now[0] += 0.015
+        assert gw._hold_s() <= 0.0  # its time is up
+        now[0] -= 0.015
+        gw._on_synced(1)  # a sync returned: held ACKs may leave, do not wait
+        assert gw._hold_s() == 0.0
+        gw._release_now = False
+        for k in range(2, 1 + service.GROUP_COMMIT_BATCH):
+            gw.deliver("devices", "le/u/d1", delta_msg("d1", k))
+        assert gw._hold_s() == 0.0  # a full batch (a busy gateway) never waits
+        gw.commit_delay_s = 0.0
+        while not gw.inbox.empty():
+            gw.inbox.get_nowait()
+        gw.deliver("devices", "le/u/d1", delta_msg("d1", 1))
+        assert gw._hold_s() == 0.0  # group commit off
+    finally:
+        gw.db.close()
