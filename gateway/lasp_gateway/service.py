@@ -22,7 +22,11 @@ Then the loop writes what the batch published (paho queued it) and waits for the
 again. Reading, processing and publishing on one thread is what keeps the CPU per message
 low: no queue hand-off and thread wake-up per message, no wake-up byte per publish (what
 paho's own network thread needs), and a batch is whatever arrived, up to ``max_batch``
-packets per link and turn (``mqtt_link.py``).
+packets per link and turn (``mqtt_link.py``). With group commit (``commit_delay_s``, the
+gateway's ``--commit-delay-ms``) a batch that is still small waits a few milliseconds after
+its first message for more, because each commit costs an fsync and flash writes however
+little it holds; it never waits once 64 messages are queued or when a finished fsync has
+ACKs to release.
 
 The fsync off the loop (``NodeDB(fsync_apart=True)``, what the gateway uses with
 ``synchronous="full"``). The COMMIT of step 3 then survives ``kill -9`` but not yet a
