@@ -321,6 +321,14 @@ def service(args: list[str], log: Path) -> subprocess.Popen:
     return proc
 
 
+def open_sessions(client: Client, devs: Any) -> None:
+    """A BIRTH per device, as devices send on connecting, and time for the gateway to
+    take them (and ACK nothing) before a measurement starts."""
+    for dev in devs:
+        client.c.publish("le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False))
+    time.sleep(1.0)
+
+
 def drive_fleet(
     port: int, per_device: dict[str, list[bytes]], pids: dict[str, int]
 ) -> tuple[float, dict[str, float | None]]:
@@ -329,11 +337,7 @@ def drive_fleet(
     gateway's disk bytes written per message, as ``gateway_disk_b``)."""
     fleet = Fleet(port, per_device)
     try:
-        for dev in per_device:
-            fleet.client.c.publish(
-                "le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False)
-            )
-        time.sleep(0.5)
+        open_sessions(fleet.client, per_device)
         cpu = CpuMeter(pids)
         dt = fleet.run()
         used = cpu.us_per_message(fleet.total)
@@ -440,9 +444,7 @@ def paced_fleet(port: int, per_device: dict[str, list[bytes]], pids: dict[str, i
     devs = sorted(per_device)
     seconds = min(len(v) for v in per_device.values())
     try:
-        for dev in devs:
-            client.c.publish("le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False))
-        time.sleep(1.0)
+        open_sessions(client, devs)
         acked[0] = 0
         meter = CpuMeter({"gateway": pids["gateway"]})
         t0 = time.perf_counter()
