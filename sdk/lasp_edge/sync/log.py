@@ -35,11 +35,16 @@ class DeltaLog:
         self.trimmed_to = 0  # every seq <= this has been released
         self.by_var = {}  # var -> list of Segment, in seq order
         self._open = {}  # (var, origin) -> its open (unsealed) segment: O(1) appends
+        # var -> the highest seq appended to it (``Node.tick`` skips quiet peers by it).
+        # Restored segments need no entry: a peer's first check after a restore walks the
+        # log whatever this says.
+        self.var_seq = {}
 
     def append(self, var, delta, origin=None):
         """Log a change and return its sequence number."""
         self.last_seq += 1
         seq = self.last_seq
+        self.var_seq[var] = seq
         s = self._open.get((var, origin))
         if s is not None:
             s.delta.merge(delta)

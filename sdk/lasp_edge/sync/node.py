@@ -356,8 +356,19 @@ class Node:
                 p.timeout = min(p.timeout * 2, self.max_timeout_ms)
             elif p.last_send is not None and now_ms - p.last_send < self.sync_period_ms:
                 continue
-            if p.checked == self._upto() and not p.need_full:
-                continue  # nothing was pending for it and nothing was logged since
+            c = p.checked  # nothing was pending for it at this log position
+            if c >= 0 and not p.need_full:
+                # Skip it if nothing it wants was logged since: a gateway ticks hundreds of
+                # devices while they grow variables most of them never asked for. (Inline,
+                # not a method: a device's heap pays for every function object.)
+                if self.log.last_seq <= c:
+                    continue
+                if p.interests is not None:
+                    for name, seq in self.log.var_seq.items():
+                        if seq > c and name in p.interests:  # interests may be a predicate
+                            break
+                    else:
+                        continue
             if not self._send_to(p, now_ms):
                 p.checked = self._upto()
 
