@@ -28,9 +28,12 @@ from lasp_edge.crdts.base import Lattice, check_element, element_from_wire, expe
 
 
 def _resolve(vtype):
-    from lasp_edge.crdts.registry import type_for
+    # The module, not ``from lasp_edge.crdts.registry import type_for``: on CPython that form
+    # probes the registry module's ``__getattr__`` for ``__path__``, which raises and is
+    # caught, once for every map a gateway decodes.
+    from lasp_edge.crdts import registry
 
-    return type_for(vtype)
+    return registry.type_for(vtype)
 
 
 class AWMap(Lattice):
