@@ -110,6 +110,7 @@ class MqttLink:
         self._connected = threading.Event()
         self.connects = 0
         self.published = 0
+        self.received = 0  # messages handed to ``on_message`` (LinkLoop reads by it)
         self.dropped = 0  # publishes refused because we were disconnected
         self.refused: str | None = None  # the broker's last CONNACK refusal, if any
         cid = settings.client_id or "lasp-%s-%d" % (name, os.getpid())
@@ -210,6 +211,7 @@ class MqttLink:
                 self._on_state_cb(False)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.received += 1
         self._on_message_cb(msg.topic, bytes(msg.payload))
 
     # -- LinkLoop mode ---------------------------------------------------------------------
@@ -357,7 +359,7 @@ class LinkLoop:
         for link, sock in live:
             c = link._client
             if sock in readable or tls_pending(sock):
-                self._read(c, sock)
+                self._read(link, sock)
             if c.socket() is not None and c.want_write():
                 c.loop_write()
             if c.socket() is not None:
@@ -365,14 +367,21 @@ class LinkLoop:
             if c.socket() is None:
                 link._lost()
 
-    def _read(self, c: Any, sock: Any) -> None:
+    def _read(self, link: MqttLink, sock: Any) -> None:
         """Every packet that arrived, up to ``max_packets`` (so that writes and timers get
         their turn under a flood). Paho's ``loop_read`` reads one QoS 0 packet per call and
-        reports "nothing there" as success, so the socket is asked between calls; a
+        reports "nothing there" as success. So while calls keep delivering messages the
+        next call simply tries (an empty socket answers at once); only a call that
+        delivered none (nothing there, a partial packet, or a packet that is not a message)
+        asks the socket whether more waits: one ``select`` per batch, not per message. A
         connection paho finds lost (end of stream, error) is closed by paho itself."""
+        c = link._client
         for _ in range(self.max_packets):
+            before = link.received
             c.loop_read()
-            if c.socket() is not sock or not readable_now(sock):
+            if c.socket() is not sock:
+                return
+            if link.received == before and not readable_now(sock):
                 return
 
     def flush(self) -> None:
