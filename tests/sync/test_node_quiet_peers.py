@@ -11,7 +11,7 @@ send the same bytes.
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from lasp_edge import GCounter
+from lasp_edge import GCounter, wire
 from lasp_edge.sync import Node
 from lasp_edge.sync import messages as M
 
@@ -60,12 +60,12 @@ def run(node, script):
         elif kind == "delta" and epochs[arg[0]]:
             pid, var = arg
             seqs[pid] += 1
-            d = GCounter().increment(pid, seqs[pid])
-            typed = {var: [d.TAG, d.to_wire()]}
+            typed = {var: wire.to_typed(GCounter().increment(pid, seqs[pid]))}
             data = M.delta(pid, epochs[pid], seqs[pid], seqs[pid], 0, 1, False, typed)
             node.receive(data, now, pid)
-        elif kind == "durable":
-            node.mark_durable(None if arg else max(0, node.log.last_seq - 1))
+        elif kind == "durable":  # everything logged, or all but the newest change
+            behind = max(node.durable_seq or 0, node.log.last_seq - 1)
+            node.mark_durable(None if arg else behind)
         elif kind == "tick":
             now += 10
             node.tick(now)
