@@ -63,9 +63,9 @@ log = logging.getLogger("lasp_gateway")
 MAX_WAIT_S = 0.1  # the loop wakes at least this often (link changes, periodic work)
 MAX_SENDERS = 10_000  # counters kept for at most this many distinct senders
 STATS_SAVE_MS = 10_000  # last-seen times are persisted this often (rejects at once)
-# Under load, the node's timers run at most this often: ``tick`` walks every peer (500
-# devices: a tenth of the loop's time at 20 ms). Acks and births never wait for it; only
-# deltas and resends do, and their periods are in seconds.
+# Under load, the node's timers run at most this often: ``tick`` walks every peer (for a
+# device that wants nothing that changed, a few dict lookups). Acks and births never wait
+# for it; only deltas and resends do, and their periods are in seconds.
 TICK_MS = 50
 # A batch that only merged device DELTAs may be persisted as the messages themselves
 # (``NodeDB.journal_inputs``) for at most this long and this many messages since the last
