@@ -35,6 +35,11 @@ per message of every process involved (from /proc), which bounds what 2 cores ca
 (c) updates absorbed: as (b), but each DELTA carries ``--batch`` updates (a device that
     counted several impressions between two syncs: its slots for several ads moved), so
     updates/s = acknowledged messages x batch / time; its goal is a ratio to (a).
+(f) a steady fleet: 500 DELTAs/s for ``--paced-seconds``, with group commit off and at its
+    default: the gateway's disk bytes and CPU per DELTA and the ACK latency.
+(g) diagnostic: the gateway's own work per DELTA (CPU), in this process without MQTT, and
+    the decoding's share of it (``own_work``): a steadier figure than (b) for comparing
+    changes to the gateway's code.
 
 Payloads are the bytes a device Node sends: ``[1, 3, dev, 1, k, k, 0, 1, false,
 {"impressions": AWMap ad -> {dev: count}}]`` with its sequence interval [k, k]. A fresh
@@ -472,6 +477,52 @@ def paced_fleet(port: int, per_device: dict[str, list[bytes]], pids: dict[str, i
         client.close()
 
 
+def own_work(per_device: dict[str, list[bytes]], workdir: Path, repeats: int = 3) -> dict:
+    """(g) The gateway's own work per DELTA, without MQTT and without other processes: a
+    ``Gateway`` in this process (its own SQLite file, the fsync in line), fed the DELTAs of
+    (b) one round at a time (a DELTA from every device, as stop-and-wait devices send them:
+    one batch), ACKs encoded but not published. CPU time (this process) per DELTA, the
+    median of ``repeats`` fresh gateways; and of that, ``messages.decode`` of the same bytes
+    alone (CBOR, the envelope's checks, the CRDTs' ``from_wire``)."""
+    from lasp_edge import LWWRegister
+    from lasp_gateway.gateway import Gateway, GatewayConfig
+
+    schema = LWWRegister()
+    schema.set({"vars": {"impressions": [AWMap.TAG, AWMap("gcounter").params()]}, "at_ms": 1},
+               1, "agg")  # fmt: skip
+    devs = sorted(per_device)
+    rounds = min(len(v) for v in per_device.values())
+    n = rounds * len(devs)
+    turn: list[float] = []
+    decode: list[float] = []
+    for r in range(repeats):
+        gw = Gateway(GatewayConfig(db=str(workdir / ("own%d.db" % r)), status_period_ms=0))
+        gw.route = lambda peer, data: None  # type: ignore[method-assign]
+        try:
+            gw.deliver("uplink", "le/g/%s/agg" % gw.node.replica, M.delta(
+                "agg", 1, 1, 1, 0, 1, False, {"schema@agg": wire.to_typed(schema)}))  # fmt: skip
+            for dev in devs:
+                gw.deliver("devices", "le/u/" + dev, M.birth(dev, 1, {}, [], 0, False))
+            gw.step(wait=0)
+            merged0 = gw.deltas
+            t0 = time.process_time()
+            for k in range(rounds):
+                for dev in devs:
+                    gw.deliver("devices", "le/u/" + dev, per_device[dev][k])
+                gw.step(wait=0)
+            turn.append((time.process_time() - t0) / n * 1e6)
+            if gw.deltas - merged0 != n:
+                raise RuntimeError("own work: %d of %d DELTAs merged" % (gw.deltas - merged0, n))
+        finally:
+            gw.db.close()
+        t0 = time.process_time()
+        for k in range(rounds):
+            for dev in devs:
+                M.decode(per_device[dev][k])
+        decode.append((time.process_time() - t0) / n * 1e6)
+    return {"turn_us": C.median(turn), "decode_us": C.median(decode), "messages": n}
+
+
 def run_ratio(runs: dict[str, list], top: str, bottom: str) -> float | None:
     """Median over runs of ``top / bottom``, each pair measured in the same run."""
     pairs = [(t, b) for t, b in zip(runs[top], runs[bottom], strict=True) if t is not None and b]
@@ -593,6 +644,16 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "The gateway process wrote %s bytes to the disk per DELTA (median; `write_bytes` "
             "of /proc/<pid>/io: SQLite's WAL and checkpoints, with their fsyncs)."
             % C.fmt_num(fig["gateway_disk_bytes_per_message"], 0),
+            "",
+            "(g) The gateway's own work alone, without MQTT or any other process: a gateway "
+            "in the bench process, fed the DELTAs of (b) a round (one per device) per batch, "
+            "each batch committed and fsynced, ACKs encoded but not published, spends "
+            "**%s µs** of CPU per DELTA (median of 3 fresh gateways, %d DELTAs each); "
+            "decoding the same bytes alone (`messages.decode`: CBOR, the envelope's checks, "
+            "the CRDTs' `from_wire`) takes %s µs of it. The gateway process of (b) adds its "
+            "MQTT work (about what the echo of (e) spends) and its timers to this."
+            % (C.fmt_num(fig["own_work"]["turn_us"], 1), fig["own_work"]["messages"],
+               C.fmt_num(fig["own_work"]["decode_us"], 1)),
             "",
             "(f) A steady fleet instead of a saturating one: the %d devices each send one DELTA "
             "a second (spread evenly: %d DELTAs/s, for %d s), as a fleet syncing every second "
@@ -736,6 +797,9 @@ def main() -> int:
     finally:
         broker.terminate()
         broker.wait(10)
+    own = own_work(single, workdir)
+    print("  own work: %.1f us of CPU per DELTA, %.1f of them decoding"
+          % (own["turn_us"], own["decode_us"]), flush=True)  # fmt: skip
     cs = [x for x in runs["c_clients"] if x is not None]
     med = {
         "c_clients_msgs": C.median(cs) if cs else None,
@@ -768,6 +832,7 @@ def main() -> int:
         "median": med,
         "paced": paced,
         "paced_seconds": args.paced_seconds,
+        "own_work": own,
         "cpu_us_per_message": {
             side: {
                 proc: C.median(xs) if xs else None
