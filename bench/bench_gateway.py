@@ -645,16 +645,6 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "of /proc/<pid>/io: SQLite's WAL and checkpoints, with their fsyncs)."
             % C.fmt_num(fig["gateway_disk_bytes_per_message"], 0),
             "",
-            "(g) The gateway's own work alone, without MQTT or any other process: a gateway "
-            "in the bench process, fed the DELTAs of (b) a round (one per device) per batch, "
-            "each batch committed and fsynced, ACKs encoded but not published, spends "
-            "**%s µs** of CPU per DELTA (median of 3 fresh gateways, %d DELTAs each); "
-            "decoding the same bytes alone (`messages.decode`: CBOR, the envelope's checks, "
-            "the CRDTs' `from_wire`) takes %s µs of it. The gateway process of (b) adds its "
-            "MQTT work (about what the echo of (e) spends) and its timers to this."
-            % (C.fmt_num(fig["own_work"]["turn_us"], 1), fig["own_work"]["messages"],
-               C.fmt_num(fig["own_work"]["decode_us"], 1)),
-            "",
             "(f) A steady fleet instead of a saturating one: the %d devices each send one DELTA "
             "a second (spread evenly: %d DELTAs/s, for %d s), as a fleet syncing every second "
             "does, against a fresh gateway with group commit off and at its default. At such a "
@@ -671,6 +661,16 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
                  C.fmt_num(f["p50_ms"], 1), C.fmt_num(f["p99_ms"], 1),
                  "%d of %d" % (f["acked"], f["messages"])]
                 for d, f in fig["paced"].items()]),
+            "",
+            "(g) The gateway's own work alone, without MQTT or any other process: a gateway "
+            "in the bench process, fed the DELTAs of (b) a round (one per device) per batch, "
+            "each batch committed and fsynced, ACKs encoded but not published, spends "
+            "**%s µs** of CPU per DELTA (median of 3 fresh gateways, %d DELTAs each); "
+            "decoding the same bytes alone (`messages.decode`: CBOR, the envelope's checks, "
+            "the CRDTs' `from_wire`) takes %s µs of it. The gateway process of (b) adds its "
+            "MQTT work (about what the echo of (e) spends) and its timers to this."
+            % (C.fmt_num(fig["own_work"]["turn_us"], 1), fig["own_work"]["messages"],
+               C.fmt_num(fig["own_work"]["decode_us"], 1)),
             "",
             "Every run:",
             "",
