@@ -72,6 +72,14 @@ TICK_MS = 50
 # full save: what a restart replays is bounded by them.
 JOURNAL_MS = 2000
 JOURNAL_MAX = 10_000
+# _LAZY_LOG. What only moves the log without adding to it, segments sealed by a send and
+# segments released by an ACK (with the peer's ``acked`` mark), reaches the disk with the
+# next full save, not at once: a batch is journaled all the same (ACKs are not journaled,
+# their effect is not replayed). A restart in between finds those segments open or still
+# there and a peer's mark older, so it resends data the peer may hold already, which join
+# makes harmless, and the peer's BIRTH on reconnecting moves the mark up again. Nothing
+# received is affected: that is in the variables, the journal and the devices' marks. It
+# saves a full save (hundreds of rows with a fleet) at every forward and every ACK of it.
 # Group commit (``commit_delay_s``) waits for company only until this many messages are
 # queued: under load batches fill at once and nothing waits; at a moderate rate the delay
 # decides.
@@ -471,8 +479,8 @@ class SyncService:
             if journal is not None and events:
                 if all(ev[0] == EV_MERGED for ev in events) and self.journaled(peer):
                     journal.append((peer, payload))
-                else:
-                    journal = None
+                elif not all(ev[0] == EV_ACKED for ev in events):
+                    journal = None  # (an ACK needs no replay: _LAZY_LOG, at the top)
             for ev in events:
                 kind = ev[0]
                 if kind == EV_MERGED:
@@ -484,8 +492,7 @@ class SyncService:
                 elif kind == EV_REJECTED:
                     self._count_reject(peer, ev[2])
                 elif kind == EV_ACKED:
-                    touched = True
-                    self._log_moved = True  # released segments
+                    self._log_moved = True  # released segments: saved lazily (_LAZY_LOG)
                 elif kind in (EV_BIRTH, EV_DEATH):
                     touched = True
                 self.on_event(ev)
@@ -493,10 +500,11 @@ class SyncService:
         if now - self._stats_saved >= STATS_SAVE_MS:
             self._stats_saved = now
             self._dirty_stats.update(pid for pid, st in self.stats.items() if st.messages)
-        if touched or changed or meta or self._dirty_stats or self._log_moved:
+        log_due = self._log_moved and now - self._full_saved_ms >= JOURNAL_MS
+        if touched or changed or meta or self._dirty_stats or log_due:
             if (
                 journal
-                and not (meta or self._dirty_stats or self._log_moved)
+                and not (meta or self._dirty_stats)
                 and node.log.last_seq - seq0 == appended  # no local update joined in
                 and len(node.vars) == nvars0
                 and now - self._full_saved_ms < JOURNAL_MS
