@@ -326,11 +326,17 @@ def service(args: list[str], log: Path) -> subprocess.Popen:
     return proc
 
 
+def device_birth(dev: str) -> bytes:
+    """The BIRTH a bench device opens its session with: it holds the impressions map and
+    wants nothing back."""
+    return M.birth(dev, 1, {"impressions": AWMap.TAG}, [], 0, False)
+
+
 def open_sessions(client: Client, devs: Any) -> None:
     """A BIRTH per device, as devices send on connecting, and time for the gateway to
     take them (and ACK nothing) before a measurement starts."""
     for dev in devs:
-        client.c.publish("le/u/" + dev, M.birth(dev, 1, {"impressions": 11}, [], 0, False))
+        client.c.publish("le/u/" + dev, device_birth(dev))
     time.sleep(1.0)
 
 
@@ -502,7 +508,7 @@ def own_work(per_device: dict[str, list[bytes]], workdir: Path, repeats: int = 3
             gw.deliver("uplink", "le/g/%s/agg" % gw.node.replica, M.delta(
                 "agg", 1, 1, 1, 0, 1, False, {"schema@agg": wire.to_typed(schema)}))  # fmt: skip
             for dev in devs:
-                gw.deliver("devices", "le/u/" + dev, M.birth(dev, 1, {}, [], 0, False))
+                gw.deliver("devices", "le/u/" + dev, device_birth(dev))
             gw.step(wait=0)
             merged0 = gw.deltas
             t0 = time.process_time()
