@@ -80,6 +80,7 @@ JOURNAL_MAX = 10_000
 # makes harmless, and the peer's BIRTH on reconnecting moves the mark up again. Nothing
 # received is affected: that is in the variables, the journal and the devices' marks. It
 # saves a full save (hundreds of rows with a fleet) at every forward and every ACK of it.
+
 # Group commit (``commit_delay_s``) waits for company only until this many messages are
 # queued: under load batches fill at once and nothing waits; at a moderate rate the delay
 # decides.
