@@ -359,13 +359,22 @@ def drive_fleet(
         fleet.client.close()
 
 
-def echo_server(port: int) -> None:
+def echo_server(port: int, journal: str | None = None) -> None:
     """``--echo-server``: answer every DELTA on ``le/u/<id>`` with an ACK-shaped message on
-    ``le/d/<id>`` at once, and nothing else: the gateway's MQTT work without decoding,
-    merging or persisting (what (b) would be if those cost nothing). It runs on the
-    gateway's own MQTT code (``MqttLink`` driven by ``LinkLoop`` from one thread, the
-    services' loop: read a batch, publish, flush), so (e) is the ceiling of (b) exactly."""
+    ``le/d/<id>``, and nothing else: the gateway's MQTT work without decoding, merging or
+    persisting (what (b) would be if those cost nothing). It runs on the gateway's own MQTT
+    code (``MqttLink`` driven by ``LinkLoop`` from one thread, the services' loop: read a
+    batch, publish, flush), so (e) is the ceiling of (b) exactly.
+
+    With ``journal`` (a path: (h)) it also makes each batch durable before answering it, as
+    cheaply as anything can: the raw payloads appended to an SQLite table in one
+    transaction, the WAL fsynced by the gateway's own ``WalSyncer`` thread (so the loop
+    reads the next batch meanwhile, as the gateway's does), the ACKs sent once the fsync
+    covering their batch is done. Any gateway that acknowledges after its commit does at
+    least this, so (h) bounds (b) from above more tightly than (e)."""
+    from lasp_edge.store.persistence import open_exclusive_wal
     from lasp_gateway.mqtt_link import LinkLoop, MqttLink
+    from lasp_gateway.service import WalSyncer
     from lasp_gateway.settings import BrokerSettings
 
     logging.getLogger("lasp_gateway").setLevel(logging.ERROR)  # no connect/disconnect lines
@@ -375,13 +384,36 @@ def echo_server(port: int) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ack = M.ack("gw", 1, 1, 0)
     links: list[MqttLink] = []
+    batch: list[tuple[str, bytes]] = []
+    unsynced: list[tuple[int, list[str]]] = []  # (save number, its devices) awaiting fsync
+    synced = [0]
+    saves = 0
 
     def on_message(topic: str, payload: bytes) -> None:
         if len(payload) > 2 and payload[2] == M.DELTA:
-            links[0].publish("le/d/" + topic[5:], ack)
+            if journal is None:
+                links[0].publish("le/d/" + topic[5:], ack)
+            else:
+                batch.append((topic[5:], payload))
 
     links.append(MqttLink("echo", BrokerSettings(port=port), ["le/u/+"], on_message))
     loop = LinkLoop(links).start()
+    syncer = None
+    if journal is not None:
+        conn = open_exclusive_wal(journal, "normal", "echo")  # COMMIT without fsync
+        conn.execute("CREATE TABLE inputs (device TEXT, payload BLOB)")
+        wal = os.open(journal + "-wal", os.O_RDONLY)
+
+        class Wal:  # what WalSyncer needs of a NodeDB
+            @staticmethod
+            def sync_wal() -> None:
+                os.fsync(wal)
+
+        def on_synced(n: int) -> None:
+            synced[0] = n
+            loop.wake()
+
+        syncer = WalSyncer(Wal(), on_synced, lambda exc: stop.set())  # type: ignore[arg-type]
     while not links[0].connected:
         loop.poll(0.05)
     settle = time.monotonic() + 0.5  # the SUBACK (on loopback: well within this)
@@ -390,16 +422,32 @@ def echo_server(port: int) -> None:
     print("ready", flush=True)
     while not stop.is_set():
         loop.poll(0.1)
+        if syncer is not None:
+            if batch:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO inputs VALUES (?, ?)", batch)
+                conn.execute("COMMIT")
+                saves += 1
+                unsynced.append((saves, [dev for dev, _p in batch]))
+                batch.clear()
+                syncer.request(saves)
+            while unsynced and unsynced[0][0] <= synced[0]:
+                for dev in unsynced.pop(0)[1]:
+                    links[0].publish("le/d/" + dev, ack)
         loop.flush()
+    if syncer is not None:
+        syncer.close()
     loop.close()
 
 
 def echo_run(
-    port: int, per_device: dict[str, list[bytes]], broker_pid: int
+    port: int, per_device: dict[str, list[bytes]], broker_pid: int, journal: Path | None = None
 ) -> tuple[float, dict[str, float | None]]:
-    """The fleet of (b) against ``echo_server`` in its own process instead of the gateway."""
+    """The fleet of (b) against ``echo_server`` in its own process instead of the gateway
+    (with ``journal``: the durable echo of (h), its SQLite file there)."""
+    extra = [] if journal is None else ["--echo-journal", str(journal)]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--echo-server", str(port)], stdout=subprocess.PIPE
+        [sys.executable, __file__, "--echo-server", str(port), *extra], stdout=subprocess.PIPE
     )
     try:
         assert proc.stdout is not None
@@ -554,7 +602,7 @@ def pipeline_rows(m: dict[str, float | None], r: dict[str, float | None], batch:
 
 PACED_DELAYS_MS = (0, 20)  # group commit off, and the gateway's default
 PROCESSES = ("bench", "mosquitto", "echo", "gateway", "aggregator")
-SIDES = ("baseline", "echo", "gateway")
+SIDES = ("baseline", "echo", "durable", "gateway")
 
 
 def cpu_table(cpu: dict[str, dict[str, float | None]], cores: int) -> str:
@@ -567,7 +615,49 @@ def cpu_table(cpu: dict[str, dict[str, float | None]], cores: int) -> str:
         ["rate bound on %d cores" % cores]
         + [C.fmt_rate(cores * 1e6 / t) + " /s" if t else "n/a" for t in totals]
     )
-    return C.md_table(["process", "(a) paho baseline", "(e) echo run", "(b) gateway run"], rows)
+    return C.md_table(
+        ["process", "(a) paho baseline", "(e) echo run", "(h) durable echo run", "(b) gateway run"],
+        rows,
+    )
+
+
+def budget_at_goal(fig: dict, goal: float = 0.8) -> dict | None:
+    """The gateway process's CPU per DELTA at which (b) would reach ``goal`` x (a):
+    interpolated linearly between the two measured points (h) (the least work a gateway that
+    ACKs after its commit does) and (b) (the gateway), rate ratio against that process's
+    CPU (the other processes spend about the same per DELTA in both). None unless ``goal``
+    lies between them."""
+    cpu = fig["cpu_us_per_message"]
+    h, b = cpu["durable"]["echo"], cpu["gateway"]["gateway"]
+    rh, rb = fig["ratio"]["durable"], fig["ratio"]["gateway"]
+    if None in (h, b, rh, rb) or not rb < goal < rh:
+        return None
+    at_goal = h + (rh - goal) / (rh - rb) * (b - h)
+    return {"goal": goal, "durable_us": h, "gateway_us": b, "gateway_us_at_goal": at_goal}
+
+
+def budget_text(fig: dict) -> str:
+    """Where the goal of (b) lies between (h) and (b), in the gateway's CPU per DELTA."""
+    r = fig["ratio"]
+    if r["durable"] is not None and r["durable"] <= 0.8:
+        return ("Even (h) stays at or below 0.80 of (a) here: no gateway that acknowledges "
+                "after its commit through this MQTT code can meet the goal of (b) on this "
+                "machine.")  # fmt: skip
+    bud = fig["budget"]
+    if bud is None:
+        return ""
+    return (
+        "Where the goal lies: (h) reached %s of (a) with its process spending %s µs of CPU "
+        "per DELTA, (b) %s with %s µs. Interpolating linearly between the two, (b) would "
+        "reach 0.80 with a gateway process at about **%s µs** per DELTA: at most **%s µs** for "
+        "decoding, authorizing and merging each DELTA and keeping the node's state, on top "
+        "of what (h) does, where the gateway now spends %s µs on them ((g) below)."
+        % (C.fmt_ratio(r["durable"]), C.fmt_num(bud["durable_us"], 1),
+           C.fmt_ratio(r["gateway"]), C.fmt_num(bud["gateway_us"], 1),
+           C.fmt_num(bud["gateway_us_at_goal"], 0),
+           C.fmt_num(bud["gateway_us_at_goal"] - bud["durable_us"], 0),
+           C.fmt_num(bud["gateway_us"] - bud["durable_us"], 0))
+    )  # fmt: skip
 
 
 def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
@@ -576,7 +666,7 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
     rows = pipeline_rows(m, fig["ratio"], args.batch)
     per_run = [
         [str(i + 1)]
-        + [C.fmt_rate(runs[k][i]) for k in ("c_clients", "baseline", "echo", "gateway")]
+        + [C.fmt_rate(runs[k][i]) for k in ("c_clients", "baseline", "echo", "durable", "gateway")]
         + [C.fmt_ratio(runs["gateway"][i] / runs["baseline"][i]),
            C.fmt_ratio(runs["gateway"][i] / runs["echo"][i]), C.fmt_rate(runs["updates"][i])]
         for i in range(len(runs["baseline"]))
@@ -585,6 +675,10 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
         ["(e) the fleet of (b) against an echo on the gateway's MQTT code (an ACK-shaped "
          "reply per DELTA, nothing else)",
          C.fmt_rate(m["echo_msgs"]), "1.00", C.fmt_ratio(fig["ratio"]["echo"])],
+        ["(h) the same echo, each batch made durable before it is answered (the raw payloads "
+         "appended to SQLite, the WAL fsynced) and nothing else",
+         C.fmt_rate(m["durable_msgs"]), C.fmt_ratio(fig["ratio"]["durable_vs_echo"]),
+         C.fmt_ratio(fig["ratio"]["durable"])],
         ["(b) the fleet against the gateway", C.fmt_rate(m["gateway_msgs"]),
          C.fmt_ratio(fig["ratio"]["gateway_vs_echo"]), C.fmt_ratio(fig["ratio"]["gateway"])],
     ]  # fmt: skip
@@ -609,11 +703,15 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             C.md_table(["rate", "median /s", "x the row above", "goal", ""], rows),
             "",
             "Diagnostic, no goal: the same stop-and-wait fleet against a process that only "
-            "does the gateway's MQTT work, so that the gap between (b) and (a) splits into "
-            "what the protocol's round trips cost and what the gateway adds. (e)/(a) is the "
-            "most a gateway that ACKs each DELTA through this MQTT code could reach here:",
+            "does the gateway's MQTT work (e), and that work plus the cheapest durable commit "
+            "(h), so that the gap between (b) and (a) splits into what the protocol's round "
+            "trips cost, what acknowledging only after an fsync costs, and what the gateway "
+            "adds. (h)/(a) is the most a gateway that ACKs each DELTA after its commit, "
+            "through this MQTT code, could reach here:",
             "",
             C.md_table(["rate", "median /s", "x (e)", "x (a)"], echo_rows),
+            "",
+            budget_text(fig),
             "",
             "What each side does:",
             "",
@@ -637,6 +735,11 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "gateway's own MQTT code: paho driven by `LinkLoop` from one thread) answers each "
             "DELTA at once with an ACK-shaped message from its `on_message`: no decoding, "
             "merging or SQLite.",
+            "* **(h)** as (e), with `--echo-journal`: the echo appends each batch's raw "
+            "payloads to an SQLite table in one transaction and answers the batch once the "
+            "gateway's own `WalSyncer` thread has fsynced the WAL (the loop reads the next "
+            "batch meanwhile, as the gateway's does). Any gateway that acknowledges after its "
+            "commit does at least this.",
             "* **(c)** as (b), each DELTA carrying %d updates: updates/s = acknowledged DELTAs "
             "x %d / time." % (args.batch, args.batch),
             "",
@@ -680,7 +783,8 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "",
             "Every run:",
             "",
-            C.md_table(["run", "(0) C clients", "(a) paho", "(e) echo", "(b) gateway",
+            C.md_table(["run", "(0) C clients", "(a) paho", "(e) echo", "(h) durable echo",
+                        "(b) gateway",
                         "(b)/(a)", "(b)/(e)", "(c) updates/s"], per_run),
             "",
         ]
@@ -712,10 +816,11 @@ def main() -> int:
     ap.add_argument("--synchronous", choices=["full", "normal"], default="full")
     ap.add_argument("--paced-seconds", type=int, default=10, help="length of (f)")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--echo-journal", metavar="PATH", help=argparse.SUPPRESS)
     C.add_contract_args(ap)
     args = ap.parse_args()
     if args.echo_server:
-        echo_server(args.echo_server)
+        echo_server(args.echo_server, args.echo_journal)
         return 0
     if args.quick:
         args.runs, args.messages = min(args.runs, 2), min(args.messages, 5000)
@@ -741,9 +846,11 @@ def main() -> int:
         "gateway": [],
         "updates": [],
         "echo": [],
+        "durable": [],
         "baseline_cpu_us": [],
         "gateway_cpu_us": [],
         "echo_cpu_us": [],
+        "durable_cpu_us": [],
     }
     try:
         for r in range(args.runs):
@@ -754,6 +861,9 @@ def main() -> int:
             rate, used = echo_run(port, single, broker.pid)
             runs["echo"].append(rate)
             runs["echo_cpu_us"].append(used)
+            rate, used = echo_run(port, single, broker.pid, workdir / ("durable%d.db" % r))
+            runs["durable"].append(rate)
+            runs["durable_cpu_us"].append(used)
             rate, used = gateway_run(
                 port,
                 workdir,
@@ -772,10 +882,11 @@ def main() -> int:
             )
             runs["updates"].append(rate * args.batch)
             c0 = runs["c_clients"][-1]
-            print("  run %d: C clients %s msg/s, paho %.0f msg/s, echo %.0f msg/s, "
-                  "gateway %.0f msg/s, %.0f updates/s" % (r + 1, "n/a" if c0 is None else
-                  "%.0f" % c0, runs["baseline"][-1], runs["echo"][-1], runs["gateway"][-1],
-                  runs["updates"][-1]), flush=True)  # fmt: skip
+            print("  run %d: C clients %s msg/s, paho %.0f msg/s, echo %.0f msg/s, durable "
+                  "echo %.0f msg/s, gateway %.0f msg/s, %.0f updates/s" % (r + 1, "n/a" if c0
+                  is None else "%.0f" % c0, runs["baseline"][-1], runs["echo"][-1],
+                  runs["durable"][-1], runs["gateway"][-1], runs["updates"][-1]),
+                  flush=True)  # fmt: skip
         paced_msgs = {d: payloads(d, args.paced_seconds, 1) for d in devs}
         for delay in PACED_DELAYS_MS:
             f = gateway_run(
@@ -812,6 +923,7 @@ def main() -> int:
         "baseline_msgs": C.median(runs["baseline"]),
         "gateway_msgs": C.median(runs["gateway"]),
         "echo_msgs": C.median(runs["echo"]),
+        "durable_msgs": C.median(runs["durable"]),
         "updates": C.median(runs["updates"]),
     }
     # every ratio is taken within a run (side by side), then the median over runs
@@ -820,6 +932,8 @@ def main() -> int:
         "gateway": run_ratio(runs, "gateway", "baseline"),
         "gateway_vs_echo": run_ratio(runs, "gateway", "echo"),
         "echo": run_ratio(runs, "echo", "baseline"),
+        "durable": run_ratio(runs, "durable", "baseline"),
+        "durable_vs_echo": run_ratio(runs, "durable", "echo"),
         "updates": run_ratio(runs, "updates", "baseline"),
     }
     disk = [r["gateway_disk_b"] for r in runs["gateway_cpu_us"] if r.get("gateway_disk_b")]
@@ -853,6 +967,7 @@ def main() -> int:
             "updates_ge_10x": (ratios["updates"] or 0) >= 10,
         },
     }
+    fig["budget"] = budget_at_goal(fig)
     print()
     print("gateway bench: %d messages (%d devices x %d), %.0f B/message (%.0f B batched),"
           " SQLite synchronous=%s, median of %d runs" % (n, args.devices, per, size, bsize,

@@ -328,6 +328,19 @@ def summary_gateway(d: dict | None) -> str:
             "reaches %s× of it)"
             % (C.fmt_ratio(vs_c), C.fmt_rate(c), C.fmt_ratio(ratio.get("paho_vs_c_clients")))
         )
+    bud = d.get("budget")
+    if ratio.get("durable") is not None:
+        text += (
+            "; an echo on the same MQTT code that only commits each batch and ACKs it after "
+            "the fsync reaches %s× paho" % C.fmt_ratio(ratio["durable"])
+        )
+        if bud:
+            text += (
+                ", which leaves a gateway about %s µs of CPU per DELTA for decoding, "
+                "authorizing and merging at 0.80× (it spends %s)"
+                % (C.fmt_num(bud["gateway_us_at_goal"] - bud["durable_us"], 0),
+                   C.fmt_num(bud["gateway_us"] - bud["durable_us"], 0))
+            )  # fmt: skip
     if med.get("updates"):
         text += "; with devices batching, %s updates/s are absorbed end to end (%s× paho)" % (
             C.fmt_rate(med["updates"]),
