@@ -25,8 +25,9 @@ paho's own network thread needs), and a batch is whatever arrived, up to ``max_b
 packets per link and turn (``mqtt_link.py``). With group commit (``commit_delay_s``, the
 gateway's ``--commit-delay-ms``) a batch that is still small waits a few milliseconds after
 its first message for more, because each commit costs an fsync and flash writes however
-little it holds; it never waits once 64 messages are queued or when a finished fsync has
-ACKs to release.
+little it holds; it never waits once 64 messages are queued. ACKs that a finished fsync
+releases leave at once, in a turn of their own that does not cut the gathering short
+(``_on_synced``).
 
 The fsync off the loop (``NodeDB(fsync_apart=True)``, what the gateway uses with
 ``synchronous="full"``). The COMMIT of step 3 then survives ``kill -9`` but not yet a
@@ -207,6 +208,7 @@ class SyncService:
         # waits in ``_held`` until the save it follows is durable.
         self._saved = 0
         self._synced = 0
+        self._durable = 0  # the last save the fsync thread reported (that thread writes it)
         self._held: collections.deque[tuple[int, list[tuple[Any, bytes]]]] = collections.deque()
         self._syncer: Any = None  # a WalSyncer (or a test's stand-in)
         self._loop: LinkLoop | None = None  # drives the links' sockets (start)
@@ -216,7 +218,7 @@ class SyncService:
         # Group commit: a batch waits up to this long after its first message (0: none).
         self.commit_delay_s = 0.0
         self._first_msg_at: float | None = None
-        self._release_now = False  # a sync returned: step now, held ACKs may leave
+        self._release_now = False  # a sync returned: held ACKs may leave (release_durable)
         if db.inputs_held:
             self._replay_inputs()
 
@@ -288,10 +290,20 @@ class SyncService:
         self._syncer = syncer
 
     def _on_synced(self, n: int) -> None:
-        """The fsync thread made save ``n`` durable: what it holds may leave at once (no
-        group-commit wait: ACKs are what the devices wait for)."""
+        """The fsync thread made save ``n`` durable: what it holds may leave at once (ACKs
+        are what the devices wait for), in a turn of its own (``release_durable``). The
+        batch still gathering keeps gathering: committing it early would start the next
+        fsync at once, whose return would commit the next few messages, and so on, and a
+        steady fleet would commit a few messages per fsync instead of a batch per
+        ``commit_delay_s``. The ``synced`` item tells a loop without sockets (``step``)."""
+        self._durable = n
         self._release_now = True
         self._post(("synced", n))
+
+    def release_durable(self) -> None:
+        """Send what the saves reported durable were holding back, taking no batch."""
+        self._synced = max(self._synced, self._durable)
+        self._emit(self._release([]))
 
     def _post(self, item: tuple[Any, ...]) -> None:
         """Enqueue from another thread, and wake the loop if it waits on its sockets."""
@@ -367,10 +379,13 @@ class SyncService:
             else:
                 wait = self._wait_s()
             loop.poll(wait)
+            if self._release_now:
+                self._release_now = False  # before reading _durable: a later sync sets it anew
+                self.release_durable()
+                loop.flush()
             if self._hold_s() > 0:
                 continue  # the batch is still gathering
             self._first_msg_at = None
-            self._release_now = False
             busy = self.step(wait=0.0)
             loop.flush()
 
@@ -384,7 +399,6 @@ class SyncService:
         if (
             not self.commit_delay_s
             or first is None
-            or self._release_now
             or self.inbox.qsize() >= min(self.max_batch, GROUP_COMMIT_BATCH)
         ):
             return 0.0
@@ -414,9 +428,7 @@ class SyncService:
             pass
         with self.lock:
             out = self._release(self._process(batch))
-        for peer, data in out:
-            self.bytes_out += len(data)
-            self.route(peer, data)
+        self._emit(out)
         if batch and self.on_batch is not None:
             self.on_batch()
         return bool(batch)
@@ -548,6 +560,11 @@ class SyncService:
                 self._log_moved = True  # sending sealed segments: compare them all next save
                 break
         return out
+
+    def _emit(self, out: list[tuple[Any, bytes]]) -> None:
+        for peer, data in out:
+            self.bytes_out += len(data)
+            self.route(peer, data)
 
     def _control(self, item: tuple[Any, ...]) -> None:
         kind = item[0]

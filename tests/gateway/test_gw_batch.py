@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_gw_nodedb import give_schema, offline_gateway
 
@@ -103,6 +103,7 @@ actions = st.lists(
         st.tuples(st.just("send"), st.sampled_from(DEVICES), st.integers(1, MAX_SEQ)),
         st.just(("step",)),
         st.just(("sync",)),
+        st.just(("release",)),
     ),
     max_size=40,
 )
@@ -110,6 +111,7 @@ actions = st.lists(
 
 @settings(max_examples=40, deadline=None)
 @given(script=actions)
+@example(script=[("send", "d1", 1), ("step",), ("release",)])  # released before its sync
 def test_no_ack_leaves_before_the_sync_that_covers_it(script):
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "gw.db")
@@ -136,7 +138,12 @@ def run_script(gw: Gateway, sent: list, path: str, crash: Path, script: list) ->
     def sync() -> None:
         nonlocal durable
         durable = crash_copy(path, crash)  # the disk holds this much now
-        gw.inbox.put(("synced", syncer.requested))
+        gw._on_synced(syncer.requested)  # as the fsync thread reports it
+
+    def release() -> None:  # the loop's turn after a sync, while a batch gathers
+        sent.clear()
+        gw.release_durable()
+        check_covered(acks_in(sent), durable)
 
     turn()
     for act in script:
@@ -144,6 +151,8 @@ def run_script(gw: Gateway, sent: list, path: str, crash: Path, script: list) ->
             gw.deliver("devices", "le/u/" + act[1], delta_msg(act[1], act[2]))
         elif act[0] == "step":
             turn()
+        elif act[0] == "release":
+            release()
         else:
             sync()
     # Then every device sends everything in order, and the disk keeps up.
@@ -162,6 +171,39 @@ def run_script(gw: Gateway, sent: list, path: str, crash: Path, script: list) ->
     want = {"ad-" + dev: MAX_SEQ for dev in DEVICES}
     assert gw.node.vars["impressions"].value() == want
     assert crash_copy(path, crash) == {dev: (MAX_SEQ, MAX_SEQ) for dev in DEVICES}
+
+
+def test_a_sync_releases_its_acks_and_the_gathering_batch_keeps_gathering(tmp_path):
+    """After an fsync the loop sends what it covers (``release_durable``) without
+    committing the messages queued since: a commit for them now would start the next fsync
+    at once, and a steady fleet would commit a few messages per fsync instead of a batch
+    per commit delay."""
+    gw, sent = offline_gateway(str(tmp_path / "gw.db"))
+    try:
+        give_schema(gw)
+        syncer = HeldSyncer()
+        gw.start_syncer(syncer)
+        sent.clear()
+        for dev in ("d1", "d2"):
+            gw.deliver("devices", "le/u/" + dev, birth_msg(dev))
+        gw.deliver("devices", "le/u/d1", delta_msg("d1", 1))
+        gw.step(wait=0)
+        assert acks_in(sent) == []  # held: its save is not durable yet
+        gw.deliver("devices", "le/u/d2", delta_msg("d2", 1))  # the next batch gathers
+        saves, queued = gw.db.saves, gw.inbox.qsize()
+        gw._on_synced(syncer.requested)
+        gw.release_durable()
+        assert acks_in(sent) == [("d1", 1)]
+        assert gw.db.saves == saves  # d2's DELTA was not committed ...
+        assert gw.inbox.qsize() == queued + 1  # ... nor taken (the sync's own item joins it)
+        sent.clear()
+        gw.step(wait=0)  # its batch's time came
+        assert acks_in(sent) == [] and gw.db.saves == saves + 1
+        gw._on_synced(syncer.requested)
+        gw.release_durable()
+        assert acks_in(sent) == [("d2", 1)]
+    finally:
+        gw.db.close()
 
 
 def test_one_ack_per_device_and_batch(tmp_path):
