@@ -500,9 +500,6 @@ def paced_fleet(port: int, per_device: dict[str, list[bytes]], pids: dict[str, i
             acked[0] += 1
 
     client = Client(port, "paced", ["le/d/+"], on_message)
-    # One connection plays 500 devices that each have their own: no device's DELTA may
-    # wait in this process's kernel for another's TCP acknowledgement (Nagle).
-    client.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     devs = sorted(per_device)
     seconds = min(len(v) for v in per_device.values())
     try:

@@ -86,18 +86,6 @@ def readable_now(sock: Any) -> bool:
     return bool(readable)
 
 
-def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
-    """paho's ``on_socket_open``: turn Nagle's algorithm off (TCP_NODELAY) on a new
-    connection. A service writes a turn's ACKs as a run of small packets right after its
-    fsync, and each device waits for its own. With Nagle the first leaves and the rest
-    wait in the kernel for the broker's TCP acknowledgement, which the broker's kernel
-    may delay; a stop-and-wait fleet then sends in bursts. Measured in 6 pairs of
-    saturated runs of the gateway bench: faster in 5 (6-14%), with less gateway CPU per
-    DELTA; the sixth ran under outside load."""
-    with contextlib.suppress(OSError, AttributeError):  # not TCP (a test's socket)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 class MqttLink:
     """One broker connection with automatic reconnection; see the module header."""
 
@@ -135,7 +123,6 @@ class MqttLink:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
-        c.on_socket_open = _no_delay
         c.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
         c.max_queued_messages_set(10000)  # never grow without bound (QoS>0 only)
         self._started = False

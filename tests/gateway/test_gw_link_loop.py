@@ -151,22 +151,6 @@ def test_messages_arrive_once_in_order_read_in_bounded_batches(mosquitto_broker)
     assert not lt.thread.is_alive()
 
 
-def test_a_link_turns_nagle_off_on_every_connection(mosquitto_broker):
-    """ACKs leave as runs of small packets that devices wait for: no Nagle delay (TCP_NODELAY),
-    on the first connection and on a reconnection."""
-    lt = LoopThread(mosquitto_broker.port, ["t/nd"])
-    try:
-        for _ in range(2):
-            assert lt.link.wait_connected(60)
-            sock = lt.link._client.socket()
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-            connects = lt.link.connects
-            sock.shutdown(socket.SHUT_RDWR)  # the connection breaks: paho reconnects
-            wait_until(lambda c=connects: lt.link.connects > c, 60, "reconnected")
-    finally:
-        lt.close()
-
-
 def test_publishes_from_any_thread_leave_through_paho_in_order(mosquitto_broker):
     """From the loop's thread (written at the end of its turn) and from another thread
     (which wakes an idle loop: it would otherwise sleep for minutes), packets of 1, 2 and 3
