@@ -338,8 +338,7 @@ def summary_gateway(d: dict | None) -> str:
             text += (
                 ", which leaves a gateway about %s µs of CPU per DELTA for decoding, "
                 "authorizing and merging at 0.80× (it spends %s)"
-                % (C.fmt_num(bud["gateway_us_at_goal"] - bud["durable_us"], 0),
-                   C.fmt_num(bud["gateway_us"] - bud["durable_us"], 0))
+                % (C.fmt_num(bud["own_us_at_goal"], 0), C.fmt_num(bud["own_us"], 0))
             )  # fmt: skip
     if med.get("updates"):
         text += "; with devices batching, %s updates/s are absorbed end to end (%s× paho)" % (
