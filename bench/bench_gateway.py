@@ -437,6 +437,8 @@ def echo_server(port: int, journal: str | None = None) -> None:
         loop.flush()
     if syncer is not None:
         syncer.close()
+        os.close(wal)
+        conn.close()
     loop.close()
 
 
@@ -800,8 +802,7 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "Every run:",
             "",
             C.md_table(["run", "(0) C clients", "(a) paho", "(e) echo", "(h) durable echo",
-                        "(b) gateway",
-                        "(b)/(a)", "(b)/(e)", "(c) updates/s"], per_run),
+                        "(b) gateway", "(b)/(a)", "(b)/(e)", "(c) updates/s"], per_run),
             "",
         ]
     )  # fmt: skip
