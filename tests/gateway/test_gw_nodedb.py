@@ -6,6 +6,7 @@ thread calls) and one ``step``; what it would publish is captured from ``route``
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 
 import pytest
@@ -76,9 +77,21 @@ def same_node(a: Node, b: Node) -> None:
     assert marks(a) == marks(b)
 
 
-def test_save_and_reopen_restores_the_node(tmp_path):
+@pytest.mark.parametrize("older_file", [False, True])
+def test_save_and_reopen_restores_the_node(tmp_path, older_file):
+    """A new file gets ``PAGE_SIZE`` pages; a file made before (4 KiB pages) keeps its own
+    and works the same."""
     path = str(tmp_path / "gw.db")
+    if older_file:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL)")
+        conn.commit()
+        conn.close()
     db = NodeDB(path)
+    page_size = db.conn.execute("PRAGMA page_size").fetchone()[0]
+    assert page_size == (4096 if older_file else nodedb.PAGE_SIZE)
     db.claim("gw")
     gw = gateway_node()
     db.save(gw, {})
@@ -103,6 +116,7 @@ def test_save_and_reopen_restores_the_node(tmp_path):
     assert db2.boot_epoch() == 1 + (db2.meta_get("epoch", 0) - 1) and db2.boot_epoch() >= 2
     with pytest.raises(ValueError):
         db2.claim("other")
+    assert db2.conn.execute("PRAGMA page_size").fetchone()[0] == page_size
     db2.close()
 
 

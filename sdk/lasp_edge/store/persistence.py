@@ -42,7 +42,9 @@ MIN_CHECKPOINT_BYTES = 64 * 1024
 SYNCHRONOUS = ("full", "normal")
 
 
-def open_exclusive_wal(path: str, synchronous: str, owner: str) -> sqlite3.Connection:
+def open_exclusive_wal(
+    path: str, synchronous: str, owner: str, page_size: int | None = None
+) -> sqlite3.Connection:
     """One SQLite connection in WAL mode that owns ``path`` until it is closed.
 
     One owner per file: two processes writing as the same replica would reuse its dots and
@@ -55,6 +57,8 @@ def open_exclusive_wal(path: str, synchronous: str, owner: str) -> sqlite3.Conne
         raise ValueError("synchronous must be one of %s" % ", ".join(SYNCHRONOUS))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0.5)
     try:
+        if page_size is not None:
+            conn.execute("PRAGMA page_size=%d" % page_size)  # a new file only; else ignored
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
