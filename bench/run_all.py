@@ -334,7 +334,9 @@ def summary_gateway(d: dict | None) -> str:
             "; an echo on the same MQTT code that only commits each batch and ACKs it after "
             "the fsync reaches %s× paho" % C.fmt_ratio(ratio["durable"])
         )
-        if bud:
+        if ratio["durable"] <= 0.8:
+            text += ", so no gateway that ACKs after its commit reaches 0.80× here"
+        elif bud:
             text += (
                 ", which leaves a gateway about %s µs of CPU per DELTA for decoding, "
                 "authorizing and merging at 0.80× (it spends %s)"
