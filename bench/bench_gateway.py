@@ -367,13 +367,14 @@ def echo_server(port: int, journal: str | None = None) -> None:
     batch, publish, flush), so (e) is the ceiling of (b) exactly.
 
     With ``journal`` (a path: (h)) it also makes each batch durable before answering it, as
-    cheaply as anything can: the raw payloads appended to an SQLite table in one
-    transaction, the WAL fsynced by the gateway's own ``WalSyncer`` thread (so the loop
-    reads the next batch meanwhile, as the gateway's does), the ACKs sent once the fsync
-    covering their batch is done. Any gateway that acknowledges after its commit does at
-    least this, so (h) bounds (b) from above more tightly than (e)."""
-    from lasp_edge.store.persistence import open_exclusive_wal
+    cheaply as the gateway can: the raw payloads appended to the gateway's own input
+    journal (``NodeDB.journal_inputs``, one transaction), the WAL fsynced by the gateway's
+    own ``WalSyncer`` thread (so the loop reads the next batch meanwhile, as the gateway's
+    does), the ACKs sent once the fsync covering their batch is done. Any gateway that
+    acknowledges after its commit does at least this, so (h) bounds (b) from above more
+    tightly than (e)."""
     from lasp_gateway.mqtt_link import LinkLoop, MqttLink
+    from lasp_gateway.nodedb import NodeDB
     from lasp_gateway.service import WalSyncer
     from lasp_gateway.settings import BrokerSettings
 
@@ -398,22 +399,15 @@ def echo_server(port: int, journal: str | None = None) -> None:
 
     links.append(MqttLink("echo", BrokerSettings(port=port), ["le/u/+"], on_message))
     loop = LinkLoop(links).start()
-    syncer = None
+    syncer = db = None
     if journal is not None:
-        conn = open_exclusive_wal(journal, "normal", "echo")  # COMMIT without fsync
-        conn.execute("CREATE TABLE inputs (device TEXT, payload BLOB)")
-        wal = os.open(journal + "-wal", os.O_RDONLY)
-
-        class Wal:  # what WalSyncer needs of a NodeDB
-            @staticmethod
-            def sync_wal() -> None:
-                os.fsync(wal)
+        db = NodeDB(journal, fsync_apart=True)  # COMMIT without fsync: the syncer's job
 
         def on_synced(n: int) -> None:
             synced[0] = n
             loop.wake()
 
-        syncer = WalSyncer(Wal(), on_synced, lambda exc: stop.set())  # type: ignore[arg-type]
+        syncer = WalSyncer(db, on_synced, lambda exc: stop.set())
     while not links[0].connected:
         loop.poll(0.05)
     settle = time.monotonic() + 0.5  # the SUBACK (on loopback: well within this)
@@ -422,11 +416,9 @@ def echo_server(port: int, journal: str | None = None) -> None:
     print("ready", flush=True)
     while not stop.is_set():
         loop.poll(0.1)
-        if syncer is not None:
+        if db is not None and syncer is not None:
             if batch:
-                conn.execute("BEGIN")
-                conn.executemany("INSERT INTO inputs VALUES (?, ?)", batch)
-                conn.execute("COMMIT")
+                db.journal_inputs(batch, {})
                 saves += 1
                 unsynced.append((saves, [dev for dev, _p in batch]))
                 batch.clear()
@@ -435,10 +427,9 @@ def echo_server(port: int, journal: str | None = None) -> None:
                 for dev in unsynced.pop(0)[1]:
                     links[0].publish("le/d/" + dev, ack)
         loop.flush()
-    if syncer is not None:
+    if db is not None and syncer is not None:
         syncer.close()
-        os.close(wal)
-        conn.close()
+        db.close()
     loop.close()
 
 
@@ -754,8 +745,9 @@ def markdown(fig: dict, runs: dict[str, list], args: argparse.Namespace) -> str:
             "DELTA at once with an ACK-shaped message from its `on_message`: no decoding, "
             "merging or SQLite.",
             "* **(h)** as (e), with `--echo-journal`: the echo appends each batch's raw "
-            "payloads to an SQLite table in one transaction and answers the batch once the "
-            "gateway's own `WalSyncer` thread has fsynced the WAL (the loop reads the next "
+            "payloads to the gateway's own input journal (`NodeDB.journal_inputs`, one "
+            "transaction) and answers the batch once the gateway's own `WalSyncer` thread "
+            "has fsynced the WAL (the loop reads the next "
             "batch meanwhile, as the gateway's does). Any gateway that acknowledges after its "
             "commit does at least this.",
             "* **(c)** as (b), each DELTA carrying %d updates: updates/s = acknowledged DELTAs "
